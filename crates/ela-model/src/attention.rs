@@ -1,0 +1,123 @@
+//! Which layer attention a ResNet uses, and ELA's skip flags.
+
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+/// Layer attention attached to every bottleneck block (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttentionKind {
+    /// Plain ResNet.
+    #[default]
+    None,
+    /// MRLA-B: each block retrieves from the keys and values of all earlier blocks of its
+    /// stage; the attention ELA prunes.
+    MrlaB,
+    /// MRLA-L: the light recurrence `o_t = σ(q·k)·v_t + λ_t ⊙ o_{t−1}`.
+    MrlaL,
+}
+
+impl AttentionKind {
+    /// The name used on the command line and in files: `none`, `mrla-b`, `mrla-l`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::MrlaB => "mrla-b",
+            Self::MrlaL => "mrla-l",
+        }
+    }
+}
+
+impl std::fmt::Display for AttentionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AttentionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "mrla-b" => Ok(Self::MrlaB),
+            "mrla-l" => Ok(Self::MrlaL),
+            _ => Err(format!(
+                "unknown attention '{s}' (expected none, mrla-b or mrla-l)"
+            )),
+        }
+    }
+}
+
+/// What a skipped ELA block still does (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipMode {
+    /// The block's whole MRLA layer is removed: no query, no attention, and it is not stored in
+    /// the stage memory (the paper's appendix B).
+    #[default]
+    Full,
+    /// The block still computes and stores its key and value, so later blocks can retrieve its
+    /// features; only its own retrieval is skipped.
+    Retrieval,
+}
+
+impl std::fmt::Display for SkipMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "full",
+            Self::Retrieval => "retrieval",
+        })
+    }
+}
+
+impl std::str::FromStr for SkipMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Self::Full),
+            "retrieval" => Ok(Self::Retrieval),
+            _ => Err(format!(
+                "unknown skip mode '{s}' (expected full or retrieval)"
+            )),
+        }
+    }
+}
+
+/// Per-block skip flags shared by every clone of a model.
+///
+/// Burn's `Learner` keeps its model private and hands out clones, so the flags live behind a
+/// shared handle: a pruning step that sets them on any clone (the learner's, its validation
+/// copy) changes what the next forward pass of all of them computes, while parameters,
+/// optimizer state and learning-rate schedule stay untouched. Use
+/// [`ElaResNet::with_own_skip_flags`](crate::ElaResNet::with_own_skip_flags) for a copy that must
+/// not follow the original (an EMA model, a comparison).
+#[derive(Debug, Clone, Default)]
+pub struct SkipFlags {
+    flags: Arc<RwLock<Vec<bool>>>,
+}
+
+impl SkipFlags {
+    /// `num_blocks` flags, none set.
+    pub fn new(num_blocks: usize) -> Self {
+        Self {
+            flags: Arc::new(RwLock::new(vec![false; num_blocks])),
+        }
+    }
+
+    /// A copy of the current flags.
+    pub fn get(&self) -> Vec<bool> {
+        self.flags.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, flags: Vec<bool>) {
+        *self.flags.write().unwrap_or_else(|e| e.into_inner()) = flags;
+    }
+
+    /// A handle with the same flags that no longer shares them with this one.
+    pub fn detached(&self) -> Self {
+        Self {
+            flags: Arc::new(RwLock::new(self.get())),
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! From redundancy scores to skip decisions: EBQM (SPEC §3.3) and the ablations of §3.4.
+
+use serde::{Deserialize, Serialize};
+use statrs::function::beta::beta_reg;
+
+use crate::PruneError;
+
+/// Below this spread of candidate scores no min-max normalization is meaningful (SPEC §3.3).
+const MIN_RANGE: f64 = 1e-12;
+
+/// Parameters of the Enhanced Beta Quantile Mapping (Algorithm 1 of the paper).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EbqmParams {
+    /// Beta shape α of the mapping `I_s(α, β)`.
+    pub alpha: f64,
+    /// Beta shape β of the mapping `I_s(α, β)`.
+    pub beta: f64,
+    /// Skip a candidate whose mapped value is below τ.
+    pub tau: f64,
+    /// Candidates are the blocks with a score at or below the q-quantile of all scores.
+    pub quantile: f64,
+}
+
+impl EbqmParams {
+    /// Checked parameters: α, β > 0, τ ∈ [0, 1], q ∈ (0, 1].
+    pub fn new(alpha: f64, beta: f64, tau: f64, quantile: f64) -> Result<Self, PruneError> {
+        for (name, value) in [("alpha", alpha), ("beta", beta)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(PruneError::BetaShape { name, value });
+            }
+        }
+        check_tau(tau)?;
+        if !(quantile > 0.0 && quantile <= 1.0) {
+            return Err(PruneError::Quantile(quantile));
+        }
+        Ok(Self {
+            alpha,
+            beta,
+            tau,
+            quantile,
+        })
+    }
+
+    /// CIFAR defaults: α = 5, β = 1, τ = 0.3, q = 0.5.
+    pub fn cifar() -> Self {
+        Self::new(5.0, 1.0, 0.3, 0.5).expect("valid defaults")
+    }
+
+    /// ImageNet defaults: α = 2, β = 5, τ = 0.25, q = 0.5.
+    pub fn imagenet() -> Self {
+        Self::new(2.0, 5.0, 0.25, 0.5).expect("valid defaults")
+    }
+
+    /// COCO detection defaults: α = 2, β = 5, τ = 0.2, q = 0.5.
+    pub fn coco() -> Self {
+        Self::new(2.0, 5.0, 0.2, 0.5).expect("valid defaults")
+    }
+}
+
+fn check_tau(tau: f64) -> Result<(), PruneError> {
+    if (0.0..=1.0).contains(&tau) {
+        Ok(())
+    } else {
+        Err(PruneError::Tau(tau))
+    }
+}
+
+/// How scores become skip decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum PruneMethod {
+    /// Enhanced Beta Quantile Mapping (the paper's method).
+    Ebqm(EbqmParams),
+    /// Min-max normalize all candidates, skip those below τ (Table 4 ablation).
+    Threshold {
+        /// Threshold on the normalized score.
+        tau: f64,
+    },
+    /// Skip the k candidates with the smallest scores (Table 4 ablation).
+    Fixed {
+        /// Number of blocks to skip per decision.
+        k: usize,
+    },
+}
+
+impl PruneMethod {
+    /// A checked threshold method.
+    pub fn threshold(tau: f64) -> Result<Self, PruneError> {
+        check_tau(tau)?;
+        Ok(Self::Threshold { tau })
+    }
+
+    /// Short name: `ebqm`, `threshold` or `fixed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Ebqm(_) => "ebqm",
+            Self::Threshold { .. } => "threshold",
+            Self::Fixed { .. } => "fixed",
+        }
+    }
+
+    /// Decides which blocks to skip from one window's scores.
+    ///
+    /// `scores[i]` is block i's averaged redundancy score, `None` for blocks that have none
+    /// (a stage's first block, an already skipped block). Only blocks with a score are
+    /// candidates. Scores must be finite and non-negative.
+    pub fn decide(&self, scores: &[Option<f64>]) -> Result<Decision, PruneError> {
+        for (block, score) in scores.iter().enumerate() {
+            if let Some(value) = *score
+                && !(value.is_finite() && value >= 0.0)
+            {
+                return Err(PruneError::Score { block, value });
+            }
+        }
+        let candidates: Vec<(usize, f64)> = scores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|v| (i, v)))
+            .collect();
+        let mut decision = Decision::empty(scores.len());
+        match *self {
+            Self::Ebqm(p) => {
+                if candidates.is_empty() {
+                    return Ok(decision);
+                }
+                let values: Vec<f64> = candidates.iter().map(|&(_, v)| v).collect();
+                let q = quantile_linear(&values, p.quantile);
+                decision.quantile = Some(q);
+                let below: Vec<(usize, f64)> =
+                    candidates.into_iter().filter(|&(_, v)| v <= q).collect();
+                for (i, s) in min_max(&below) {
+                    let m = beta_reg(p.alpha, p.beta, s);
+                    decision.normalized[i] = Some(s);
+                    decision.mapped[i] = Some(m);
+                    if m < p.tau {
+                        decision.skip.push(i);
+                    }
+                }
+            }
+            Self::Threshold { tau } => {
+                for (i, s) in min_max(&candidates) {
+                    decision.normalized[i] = Some(s);
+                    if s < tau {
+                        decision.skip.push(i);
+                    }
+                }
+            }
+            Self::Fixed { k } => {
+                let mut sorted = candidates;
+                sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                decision.skip = sorted.iter().take(k).map(|&(i, _)| i).collect();
+                decision.skip.sort_unstable();
+            }
+        }
+        Ok(decision)
+    }
+}
+
+/// Min-max normalized values of `(index, score)` pairs; empty when fewer than two values or
+/// no spread (the SPEC §3.3 edge cases: then nothing is skipped).
+fn min_max(values: &[(usize, f64)]) -> Vec<(usize, f64)> {
+    if values.len() < 2 {
+        return Vec::new();
+    }
+    let min = values.iter().map(|v| v.1).fold(f64::INFINITY, f64::min);
+    let max = values.iter().map(|v| v.1).fold(f64::NEG_INFINITY, f64::max);
+    if max - min < MIN_RANGE {
+        return Vec::new();
+    }
+    values
+        .iter()
+        .map(|&(i, v)| (i, ((v - min) / (max - min)).clamp(0.0, 1.0)))
+        .collect()
+}
+
+/// The q-quantile with linear interpolation between order statistics (NumPy's default).
+///
+/// # Panics
+/// If `values` is empty.
+pub fn quantile_linear(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (pos - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// One window's decision, per block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The q-quantile Q of the candidate scores (EBQM only).
+    pub quantile: Option<f64>,
+    /// Min-max normalized score of every block that was normalized.
+    pub normalized: Vec<Option<f64>>,
+    /// Mapped value `I_s(α, β)` of every block that was mapped (EBQM only).
+    pub mapped: Vec<Option<f64>>,
+    /// Blocks to skip, ascending, 0-based over all blocks.
+    pub skip: Vec<usize>,
+}
+
+impl Decision {
+    fn empty(num_blocks: usize) -> Self {
+        Self {
+            quantile: None,
+            normalized: vec![None; num_blocks],
+            mapped: vec![None; num_blocks],
+            skip: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ebqm(alpha: f64, beta: f64, tau: f64, q: f64) -> PruneMethod {
+        PruneMethod::Ebqm(EbqmParams::new(alpha, beta, tau, q).unwrap())
+    }
+
+    #[test]
+    fn invalid_parameters_are_typed_errors() {
+        assert!(matches!(
+            EbqmParams::new(0.0, 1.0, 0.3, 0.5),
+            Err(PruneError::BetaShape { name: "alpha", .. })
+        ));
+        assert!(matches!(
+            EbqmParams::new(5.0, -1.0, 0.3, 0.5),
+            Err(PruneError::BetaShape { name: "beta", .. })
+        ));
+        assert!(matches!(
+            EbqmParams::new(5.0, f64::NAN, 0.3, 0.5),
+            Err(PruneError::BetaShape { .. })
+        ));
+        assert_eq!(
+            EbqmParams::new(5.0, 1.0, 1.5, 0.5),
+            Err(PruneError::Tau(1.5))
+        );
+        assert_eq!(
+            EbqmParams::new(5.0, 1.0, 0.3, 0.0),
+            Err(PruneError::Quantile(0.0))
+        );
+        assert_eq!(
+            EbqmParams::new(5.0, 1.0, 0.3, 1.01),
+            Err(PruneError::Quantile(1.01))
+        );
+        assert!(EbqmParams::new(5.0, 1.0, 0.0, 1.0).is_ok());
+        assert_eq!(PruneMethod::threshold(-0.1), Err(PruneError::Tau(-0.1)));
+        let bad = ebqm(5.0, 1.0, 0.3, 0.5).decide(&[None, Some(f64::NAN)]);
+        assert!(matches!(bad, Err(PruneError::Score { block: 1, .. })));
+    }
+
+    #[test]
+    fn quantile_interpolates_like_numpy() {
+        // np.quantile([3, 1, 2, 10], [0.5, 0.25, 0.9, 1.0]) -> [2.5, 1.75, 7.9, 10.0]
+        let v = [3.0, 1.0, 2.0, 10.0];
+        for (q, want) in [(0.5, 2.5), (0.25, 1.75), (0.9, 7.9), (1.0, 10.0)] {
+            assert!((quantile_linear(&v, q) - want).abs() < 1e-12, "q={q}");
+        }
+        assert_eq!(quantile_linear(&[4.0], 0.5), 4.0);
+    }
+
+    // Golden values from an independent computation (numpy 2.4.6, scipy 1.17.1), run once:
+    //
+    //   import numpy as np; from scipy.special import betainc
+    //   D = np.array([0.12, 0.03, 0.40, 0.07, 0.25, 0.05, 0.31, 0.09])   # block 0: None
+    //   def ebqm(D, a, b, tau, q):
+    //       Q = np.quantile(D, q); S = D <= Q
+    //       s = (D[S] - D[S].min()) / (D[S].max() - D[S].min()); m = betainc(a, b, s)
+    //       return Q, s, m, np.nonzero(S)[0][m < tau] + 1
+    //   print(ebqm(D, 5, 1, 0.3, 0.5)); print(ebqm(D, 2, 5, 0.25, 0.5)); print(ebqm(D, 2, 5, 0.25, 0.8))
+    const D: [f64; 8] = [0.12, 0.03, 0.40, 0.07, 0.25, 0.05, 0.31, 0.09];
+
+    fn scores() -> Vec<Option<f64>> {
+        std::iter::once(None)
+            .chain(D.iter().map(|&d| Some(d)))
+            .collect()
+    }
+
+    #[test]
+    fn ebqm_matches_scipy_cifar_defaults() {
+        let d = ebqm(5.0, 1.0, 0.3, 0.5).decide(&scores()).unwrap();
+        assert!((d.quantile.unwrap() - 0.105).abs() < 1e-12);
+        // S = blocks 2, 4, 6, 8 (D = 0.03, 0.07, 0.05, 0.09); s = 0, 2/3, 1/3, 1
+        let want_s = [(2, 0.0), (4, 2.0 / 3.0), (6, 1.0 / 3.0), (8, 1.0)];
+        let want_m = [
+            (2, 0.0),
+            (4, 0.13168724279835411),
+            (6, 0.004115226337448565),
+            (8, 1.0),
+        ];
+        for ((i, s), (_, m)) in want_s.iter().zip(want_m) {
+            assert!((d.normalized[*i].unwrap() - s).abs() < 1e-12, "s of {i}");
+            assert!((d.mapped[*i].unwrap() - m).abs() < 1e-12, "m of {i}");
+        }
+        assert_eq!(d.normalized.iter().filter(|v| v.is_some()).count(), 4);
+        assert_eq!(d.skip, vec![2, 4, 6]);
+    }
+
+    #[test]
+    fn ebqm_matches_scipy_imagenet_defaults() {
+        let d = ebqm(2.0, 5.0, 0.25, 0.5).decide(&scores()).unwrap();
+        // betainc(2, 5, [0, 2/3, 1/3, 1]) = [0, 0.9821673525377229, 0.64883401920439, 1]
+        assert!((d.mapped[4].unwrap() - 0.9821673525377229).abs() < 1e-12);
+        assert!((d.mapped[6].unwrap() - 0.64883401920439).abs() < 1e-12);
+        assert_eq!(d.skip, vec![2]);
+        let d = ebqm(2.0, 5.0, 0.25, 0.8).decide(&scores()).unwrap();
+        // Q = 0.286; S adds blocks 1 (0.12) and 5 (0.25): s = (D - 0.03) / 0.22
+        assert!((d.quantile.unwrap() - 0.286).abs() < 1e-12);
+        assert!((d.mapped[1].unwrap() - 0.7805904739520682).abs() < 1e-12);
+        assert!((d.mapped[6].unwrap() - 0.09684171191395612).abs() < 1e-12);
+        assert_eq!(d.skip, vec![2, 6]);
+    }
+
+    #[test]
+    fn ebqm_edge_cases_skip_nothing() {
+        let m = ebqm(5.0, 1.0, 0.3, 0.5);
+        // no candidates at all
+        let d = m.decide(&[None, None]).unwrap();
+        assert!(d.skip.is_empty() && d.quantile.is_none());
+        // |S| < 2: a single candidate
+        let d = m.decide(&[None, Some(0.2)]).unwrap();
+        assert!(d.skip.is_empty());
+        assert_eq!(d.quantile, Some(0.2));
+        // |S| < 2 with two candidates: the median only admits the smaller one
+        let d = m.decide(&[None, Some(0.1), Some(0.3)]).unwrap();
+        assert!(d.skip.is_empty(), "{d:?}");
+        // no spread: identical scores
+        let d = m.decide(&[None, Some(0.5), Some(0.5), Some(0.5)]).unwrap();
+        assert!(d.skip.is_empty() && d.normalized.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn threshold_and_fixed_ablations() {
+        let d = PruneMethod::threshold(0.3)
+            .unwrap()
+            .decide(&scores())
+            .unwrap();
+        // s = (D - 0.03) / 0.37 < 0.3  <=>  D < 0.141
+        assert_eq!(d.skip, vec![1, 2, 4, 6, 8]);
+        assert!(d.mapped.iter().all(Option::is_none));
+        let d = PruneMethod::Fixed { k: 3 }.decide(&scores()).unwrap();
+        assert_eq!(d.skip, vec![2, 4, 6]);
+        let d = PruneMethod::Fixed { k: 100 }.decide(&scores()).unwrap();
+        assert_eq!(d.skip.len(), 8);
+    }
+}
