@@ -1,1 +1,54 @@
-fn main() {}
+//! `cargo xtask`: the project's entry points. Each task builds the `ela` binary (crate
+//! `ela-train`) in release mode with the cargo feature of the requested backend and runs it, so
+//! `cargo xtask train --backend cuda` needs nothing but a CUDA machine.
+
+mod ela;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "ELA tasks: train, inspect, replay pruning decisions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// Every task passes its arguments through to `ela <task>`; `cargo xtask <task> --help` shows
+/// them.
+#[derive(Subcommand)]
+enum Task {
+    /// Train a ResNet (default: ELA ResNet-20 on the embedded MNIST sample, CPU backend).
+    #[command(disable_help_flag = true)]
+    Train(PassThrough),
+    /// Print a model's block layout; the last line is `parameters: N`.
+    #[command(disable_help_flag = true)]
+    Summary(PassThrough),
+    /// Replay a pruning decision from a KL log (JSON array or a run's pruning.json).
+    #[command(disable_help_flag = true)]
+    PrunePlan(PassThrough),
+    /// One eval-mode forward pass of a safetensors input through safetensors weights.
+    #[command(disable_help_flag = true)]
+    Forward(PassThrough),
+}
+
+#[derive(clap::Args)]
+struct PassThrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    let (name, args) = match Cli::parse().task {
+        Task::Train(a) => ("train", a.args),
+        Task::Summary(a) => ("summary", a.args),
+        Task::PrunePlan(a) => ("prune-plan", a.args),
+        Task::Forward(a) => ("forward", a.args),
+    };
+    let backend = ela::backend_of(&args)?;
+    let binary = ela::build(backend)?;
+    ela::run(&binary, name, &args)
+}

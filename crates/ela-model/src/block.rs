@@ -68,6 +68,7 @@ impl Bottleneck {
         stride: usize,
         attention: AttentionKind,
         dim_per_head: usize,
+        zero_init_last_bn: bool,
         device: &Device,
     ) -> Self {
         let out = width * EXPANSION;
@@ -90,7 +91,13 @@ impl Bottleneck {
             conv2: conv([width, width], 3, stride, device),
             bn2: BatchNormConfig::new(width).init(device),
             conv3: conv([width, out], 1, 1, device),
-            bn3: BatchNormConfig::new(out).init(device),
+            bn3: {
+                let mut bn3 = BatchNormConfig::new(out).init(device);
+                if zero_init_last_bn {
+                    bn3.gamma = Initializer::Zeros.init([out], device);
+                }
+                bn3
+            },
             downsample,
             bn_mrla: mrla
                 .as_ref()

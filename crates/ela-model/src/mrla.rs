@@ -69,10 +69,16 @@ impl LayerAttentionConfig {
         LayerAttention {
             wq: conv1d(),
             wk: conv1d(),
+            // PyTorch's kaiming_normal_(mode='fan_out') of the official code: for a depthwise
+            // weight [C, 1, 3, 3], fan_out = 9C.
             wv: Conv2dConfig::new([c, c], [3, 3])
                 .with_groups(c)
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .with_bias(false)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: (2.0 / (9 * c) as f64).sqrt(),
+                })
                 .init(device),
             lambda_t,
             heads: c / self.dim_per_head,

@@ -36,6 +36,11 @@ pub struct ElaResNetConfig {
     /// What a skipped ELA block still computes.
     #[config(default = "SkipMode::Full")]
     pub skip_mode: SkipMode,
+    /// Zero-initialize each block's last BN γ, so every residual branch starts as the identity
+    /// (the official MRLA models' default `zero_init_last_bn=True`; SPEC §4 for ImageNet, and
+    /// *ours* for CIFAR: without it MRLA-B diverges in its first steps at lr 0.1).
+    #[config(default = true)]
+    pub zero_init_last_bn: bool,
 }
 
 impl ElaResNetConfig {
@@ -83,6 +88,7 @@ impl ElaResNetConfig {
                         if j == 0 { stride } else { 1 },
                         self.attention,
                         self.dim_per_head,
+                        self.zero_init_last_bn,
                         device,
                     );
                     in_channels = width * EXPANSION;

@@ -1,1 +1,17 @@
+//! Training ELA ResNets on Burn's `Learner`.
+//!
+//! - [`data`]: the MNIST IDX reader and the embedded MNIST sample, dataset and batcher.
+//! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
+//! - [`strategy`]: the custom learning strategy that is ELA's pruning step.
+//! - [`lr`]: multi-step and cosine schedules (SPEC §4).
+//! - [`run`]: the run directory (config, metrics, `pruning.json`), written atomically.
+//! - [`train`]: one call from a [`train::TrainConfig`] to a finished run.
 
+pub mod backend;
+pub mod data;
+pub mod lr;
+pub mod model;
+pub mod renderer;
+pub mod run;
+pub mod strategy;
+pub mod train;

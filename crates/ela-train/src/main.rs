@@ -1,1 +1,269 @@
-fn main() {}
+//! `ela`: train ELA ResNets, inspect models, replay pruning decisions, run a forward pass.
+//! Normally reached through `cargo xtask <command>`, which builds it for the chosen backend.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use clap::{Parser, Subcommand};
+use ela_model::ElaResNetConfig;
+use ela_train::backend::{self, Backend};
+use ela_train::train::{Method, PruneArgs, TrainConfig, train};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(
+    name = "ela",
+    version,
+    about = "Efficient Layer Attention: training and tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a ResNet (default: ELA ResNet-20 on the embedded MNIST sample, CPU backend).
+    Train(Box<TrainConfig>),
+    /// Print a model's block layout; the last line is `parameters: N`.
+    Summary(ModelArgs),
+    /// Replay a pruning decision from a KL log with any method and parameters.
+    PrunePlan(PrunePlanArgs),
+    /// One eval-mode forward pass of a safetensors input through safetensors weights.
+    Forward(ForwardArgs),
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// ResNet depth (9n + 2).
+    #[arg(long, default_value_t = 20)]
+    depth: usize,
+    /// Layer attention (ela builds MRLA-B).
+    #[arg(long, value_enum, default_value = "ela")]
+    attention: Method,
+    /// Classes of the head.
+    #[arg(long, default_value_t = 10)]
+    num_classes: usize,
+    /// Input channels.
+    #[arg(long, default_value_t = 3)]
+    in_channels: usize,
+    /// Channels per attention head.
+    #[arg(long, default_value_t = 16)]
+    dim_per_head: usize,
+}
+
+impl ModelArgs {
+    fn config(&self) -> ElaResNetConfig {
+        ElaResNetConfig::new(self.depth, self.num_classes)
+            .with_in_channels(self.in_channels)
+            .with_attention(self.attention.attention())
+            .with_dim_per_head(self.dim_per_head)
+    }
+}
+
+#[derive(clap::Args)]
+struct PrunePlanArgs {
+    /// KL log: a JSON array of per-block scores (null where none), or a run's pruning.json.
+    #[arg(long)]
+    kl: PathBuf,
+    /// With a pruning.json: which window (1-based; default: the last).
+    #[arg(long)]
+    window: Option<usize>,
+    #[command(flatten)]
+    prune: PruneArgs,
+}
+
+#[derive(clap::Args)]
+struct ForwardArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Weights (safetensors, PyTorch names).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Input safetensors holding `input` ([B, C, H, W], f32).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output safetensors to write `logits` to.
+    #[arg(long)]
+    output: PathBuf,
+    /// Blocks to skip (overrides the flags stored with the weights), e.g. `1,3`.
+    #[arg(long, value_delimiter = ',')]
+    skip: Option<Vec<usize>>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: Backend,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(config) => run_train(&config),
+        Command::Summary(args) => summary(&args),
+        Command::PrunePlan(args) => prune_plan(&args),
+        Command::Forward(args) => forward(&args),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_train(config: &TrainConfig) -> Result<()> {
+    let s = train(config)?;
+    println!("skipped blocks: {:?}", s.skipped);
+    println!("test accuracy: {:.2}%", s.test_acc);
+    println!("run directory: {}", s.run_dir.display());
+    Ok(())
+}
+
+fn summary(args: &ModelArgs) -> Result<()> {
+    let device = backend::device(Backend::Cpu, 0)?;
+    let model = args.config().init(&device)?;
+    println!("{}", model.summary());
+    Ok(())
+}
+
+/// Per-block scores from a KL log: a plain array, or one window of a pruning.json.
+fn read_kl_log(path: &Path, window: Option<usize>) -> Result<Vec<Option<f64>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let bad = |what: String| anyhow::anyhow!("{}: {what}", path.display());
+    let scores = match &value {
+        Value::Array(items) => items.clone(),
+        Value::Object(obj) => {
+            let windows = obj
+                .get("windows")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    bad("expected a JSON array of scores or a pruning.json with 'windows'".into())
+                })?;
+            if windows.is_empty() {
+                bail!(bad("the pruning.json has no decided window yet".into()));
+            }
+            let w = window.unwrap_or(windows.len());
+            let chosen = w
+                .checked_sub(1)
+                .and_then(|i| windows.get(i))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "--window {w} is not one of its {} windows",
+                        windows.len()
+                    ))
+                })?;
+            chosen["blocks"]
+                .as_array()
+                .ok_or_else(|| bad(format!("window {w} has no 'blocks' array")))?
+                .iter()
+                .map(|b| b["kl"].clone())
+                .collect()
+        }
+        _ => bail!(bad(
+            "expected a JSON array of scores or a pruning.json object".into()
+        )),
+    };
+    scores
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Null => Ok(None),
+            Value::Number(n) => Ok(n.as_f64()),
+            other => Err(bad(format!(
+                "entry {i} is {other}, expected a number or null"
+            ))),
+        })
+        .collect()
+}
+
+fn prune_plan(args: &PrunePlanArgs) -> Result<()> {
+    let scores = read_kl_log(&args.kl, args.window)?;
+    let method = args.prune.method()?;
+    let decision = method
+        .decide(&scores)
+        .with_context(|| format!("scores in {}", args.kl.display()))?;
+    let out = json!({
+        "method": method,
+        "kl": scores,
+        "quantile": decision.quantile,
+        "normalized": decision.normalized,
+        "mapped": decision.mapped,
+        "skip": decision.skip,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn forward(args: &ForwardArgs) -> Result<()> {
+    let device = backend::device(args.backend, 0)?;
+    let mut model = args.model.config().init(&device)?;
+    let report = model.load_safetensors(&args.weights, true)?;
+    if let Some(skip) = &args.skip {
+        let n = model.layout().num_blocks();
+        let mut flags = vec![false; n];
+        for &i in skip {
+            *flags
+                .get_mut(i)
+                .with_context(|| format!("--skip {i}: the model has {n} blocks"))? = true;
+        }
+        model.set_skip_flags(&flags).context("--skip")?;
+    }
+    let model = model.valid();
+    let bytes = std::fs::read(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let tensors = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{} is not a valid safetensors file", args.input.display()))?;
+    let view = tensors
+        .tensor("input")
+        .with_context(|| format!("{} has no tensor named 'input'", args.input.display()))?;
+    let shape: [usize; 4] = view.shape().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "{}: 'input' has shape {:?}, expected [B, C, H, W]",
+            args.input.display(),
+            view.shape()
+        )
+    })?;
+    if view.dtype() != safetensors::Dtype::F32 {
+        bail!(
+            "{}: 'input' is {:?}, expected F32",
+            args.input.display(),
+            view.dtype()
+        );
+    }
+    if shape[1] != model.in_channels() {
+        bail!(
+            "{}: 'input' has {} channels, the model takes {} (--in-channels)",
+            args.input.display(),
+            shape[1],
+            model.in_channels()
+        );
+    }
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    let input = Tensor::<4>::from_data(TensorData::new(values, shape), &device);
+    let logits = model.forward(input);
+    let dims = logits.dims();
+    let data: Vec<f32> = logits
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.to_vec(), &raw)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out =
+        safetensors::serialize([("logits", view)], None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ela_train::run::write_atomic(&args.output, &out)?;
+    eprintln!(
+        "forward: {} tensors loaded from {}, skip flags {:?}, logits {:?} -> {}",
+        report.applied,
+        args.weights.display(),
+        model.skip_flags(),
+        dims,
+        args.output.display()
+    );
+    Ok(())
+}

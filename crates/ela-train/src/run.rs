@@ -1,0 +1,246 @@
+//! The run directory: resolved config, revision and seed, per-epoch metrics, pruning decisions
+//! and final weights. Every file is written atomically (temp file, fsync, rename), so a crash
+//! never leaves a half-written file behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Writes `bytes` to `path` atomically: a temporary sibling, fsync, then rename over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot move the new {} into place", path.display()))?;
+    Ok(())
+}
+
+/// Serializes `value` as pretty JSON into `path`, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_string_pretty(value).expect("serializable");
+    write_atomic(path, format!("{json}\n").as_bytes())
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Training accuracy (%), on the augmented batches as seen.
+    pub train_acc: f64,
+    /// Test loss.
+    pub test_loss: f64,
+    /// Test accuracy (%).
+    pub test_acc: f64,
+    /// Wall seconds of the training split (forward, backward, optimizer).
+    pub train_seconds: f64,
+    /// Wall seconds of the whole epoch (training, evaluation, pruning step).
+    pub epoch_seconds: f64,
+    /// Skipped blocks during this epoch, ascending.
+    pub skipped: Vec<usize>,
+}
+
+const CSV_HEADER: &str = "epoch,lr,train_loss,train_acc,test_loss,test_acc,train_seconds,epoch_seconds,num_skipped,skipped";
+
+impl EpochMetrics {
+    fn csv_row(&self) -> String {
+        let skipped: Vec<String> = self.skipped.iter().map(usize::to_string).collect();
+        format!(
+            "{},{},{:.6},{:.4},{:.6},{:.4},{:.3},{:.3},{},{}",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_acc,
+            self.test_loss,
+            self.test_acc,
+            self.train_seconds,
+            self.epoch_seconds,
+            self.skipped.len(),
+            skipped.join(";")
+        )
+    }
+}
+
+/// One block's entry in a pruning window record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockRecord {
+    /// 0-based index over all blocks.
+    pub index: usize,
+    /// 0-based stage.
+    pub stage: usize,
+    /// 0-based position in the stage.
+    pub position: usize,
+    /// Averaged KL score D_t, or `null` (first block of a stage, already skipped).
+    pub kl: Option<f64>,
+    /// Min-max normalized score, where the method normalized it.
+    pub normalized: Option<f64>,
+    /// Mapped value, where the method mapped it.
+    pub mapped: Option<f64>,
+    /// Whether this decision skips the block.
+    pub skip: bool,
+    /// Whether the block is skipped after this decision (cumulative).
+    pub skipped_after: bool,
+}
+
+/// One pruning window's measurement and decision.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// First epoch of the window (1-based).
+    pub start: usize,
+    /// Last epoch; the decision was applied after it.
+    pub end: usize,
+    /// Training batches whose scores were averaged.
+    pub batches: usize,
+    /// The method's quantile Q of the scores (EBQM only).
+    pub quantile: Option<f64>,
+    /// Per block.
+    pub blocks: Vec<BlockRecord>,
+    /// Blocks this decision skipped.
+    pub newly_skipped: Vec<usize>,
+    /// The cumulative skip mask after the decision.
+    pub mask: Vec<bool>,
+}
+
+/// The whole `pruning.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruningRecord {
+    /// Decision method and its parameters.
+    pub method: ela_prune::PruneMethod,
+    /// KL direction.
+    pub kl_direction: ela_prune::KlDirection,
+    /// ε padding of the KL.
+    pub eps: f64,
+    /// Skip mode of the model.
+    pub skip_mode: ela_model::SkipMode,
+    /// Blocks per stage.
+    pub blocks_per_stage: Vec<usize>,
+    /// The configured windows.
+    pub schedule: String,
+    /// One record per window whose decision was taken.
+    pub windows: Vec<WindowRecord>,
+    /// The skip mask at the end of the run.
+    pub final_mask: Vec<bool>,
+}
+
+/// The run directory and its files.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+    metrics: Vec<EpochMetrics>,
+}
+
+impl RunDir {
+    /// Creates (or reuses, if empty) the directory; refuses one that already holds a run.
+    pub fn create(root: &Path) -> Result<Self> {
+        if root.join("config.json").exists() {
+            anyhow::bail!(
+                "run directory {} already holds a run; choose another --out",
+                root.display()
+            );
+        }
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create run directory {}", root.display()))?;
+        let probe = root.join(".writable");
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("run directory {} is not writable", root.display()))?;
+        std::fs::remove_file(&probe).ok();
+        Ok(Self {
+            root: root.to_path_buf(),
+            metrics: Vec::new(),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of a file in the run directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Appends an epoch's metrics and rewrites `metrics.csv` atomically.
+    pub fn record_epoch(&mut self, metrics: EpochMetrics) -> Result<()> {
+        self.metrics.push(metrics);
+        let mut csv = String::from(CSV_HEADER);
+        csv.push('\n');
+        for m in &self.metrics {
+            csv.push_str(&m.csv_row());
+            csv.push('\n');
+        }
+        write_atomic(&self.file("metrics.csv"), csv.as_bytes())
+    }
+
+    /// Metrics recorded so far.
+    pub fn metrics(&self) -> &[EpochMetrics] {
+        &self.metrics
+    }
+}
+
+/// The git revision of the working tree, with `-dirty` if it has changes, or `unknown`.
+pub fn git_revision() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "HEAD"]) {
+        Some(rev) => match run(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(s) if !s.is_empty() => format!("{rev}-dirty"),
+            _ => rev,
+        },
+        None => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_run_dirs_are_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_json(&p, &vec![1, 2]).unwrap();
+        write_json(&p, &vec![3]).unwrap();
+        let v: Vec<i32> = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(v, vec![3]);
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
+
+        let run = dir.path().join("run");
+        let mut r = RunDir::create(&run).unwrap();
+        r.record_epoch(EpochMetrics {
+            epoch: 1,
+            lr: 0.1,
+            train_loss: 1.0,
+            train_acc: 50.0,
+            test_loss: 0.9,
+            test_acc: 60.0,
+            train_seconds: 1.0,
+            epoch_seconds: 1.5,
+            skipped: vec![1, 3],
+        })
+        .unwrap();
+        let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 2);
+        assert!(csv.lines().nth(1).unwrap().ends_with(",2,1;3"));
+        write_json(&run.join("config.json"), &1).unwrap();
+        let err = RunDir::create(&run).unwrap_err().to_string();
+        assert!(err.contains("already holds a run"), "{err}");
+    }
+}

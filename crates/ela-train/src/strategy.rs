@@ -1,0 +1,379 @@
+//! The pruning learning strategy: Burn's single-device epoch loop, plus ELA's pruning step.
+//!
+//! Burn 0.22's learner has no callbacks; a custom [`SupervisedLearningStrategy`] is the hook.
+//! This one runs the same train/validate loop as Burn's default single-device strategy, and:
+//! - during window epochs switches the model's [`ScoreProbe`] on, so every training forward
+//!   pass also returns per-block KL scores, summed **on the device** (one read-back per epoch);
+//! - at a window's last epoch averages the scores over all the window's batches, decides with
+//!   ela-prune, and sets the model's shared skip flags in place: parameters, optimizer state
+//!   and learning-rate schedule carry on unchanged;
+//! - records per-epoch metrics (accumulated on the device too) and every decision in the run
+//!   directory.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::train::{
+    ClassificationOutput, EventProcessorTraining, InferenceStep, Learner, LearnerEvent,
+    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainOutput,
+    TrainingComponents, TrainingItem, ValidLoader,
+};
+use ela_prune::{PruneMethod, PruningSchedule, SkipMask, StageLayout};
+
+use crate::model::{ElaClassifier, ScoreProbe};
+use crate::run::{BlockRecord, EpochMetrics, PruningRecord, RunDir, WindowRecord};
+
+/// ELA's pruning configuration for one run.
+#[derive(Debug, Clone)]
+pub struct Pruner {
+    /// Windows and decision epochs.
+    pub schedule: PruningSchedule,
+    /// How scores become decisions.
+    pub method: PruneMethod,
+    /// The model's block structure.
+    pub layout: StageLayout,
+    /// The probe shared with the model.
+    pub probe: ScoreProbe,
+}
+
+/// What the strategy leaves behind for the caller.
+#[derive(Debug)]
+pub struct StrategyState {
+    /// The run directory with the metrics so far.
+    pub run: RunDir,
+    /// Decisions so far (ELA runs only).
+    pub pruning: Option<PruningRecord>,
+    /// Why the strategy stopped training early, if it did.
+    pub error: Option<String>,
+    window_sum: Vec<f64>,
+    window_batches: usize,
+}
+
+/// The learning strategy; see the module docs.
+pub struct PruningStrategy {
+    device: Device,
+    pruner: Option<Pruner>,
+    state: Arc<Mutex<StrategyState>>,
+}
+
+impl PruningStrategy {
+    /// A strategy training on `device` (an autodiff device); `pruner` is `None` for runs that
+    /// do not prune (plain, MRLA-B, MRLA-L).
+    pub fn new(
+        device: Device,
+        pruner: Option<Pruner>,
+        run: RunDir,
+        pruning: Option<PruningRecord>,
+    ) -> (Self, Arc<Mutex<StrategyState>>) {
+        let blocks = pruner.as_ref().map_or(0, |p| p.layout.num_blocks());
+        let state = Arc::new(Mutex::new(StrategyState {
+            run,
+            pruning,
+            error: None,
+            window_sum: vec![0.0; blocks],
+            window_batches: 0,
+        }));
+        let strategy = Self {
+            device,
+            pruner,
+            state: state.clone(),
+        };
+        (strategy, state)
+    }
+}
+
+/// Device-side sums of loss and correct predictions over a split.
+struct SplitTotals {
+    loss: Option<Tensor<1>>,
+    correct: Option<Tensor<1>>,
+    items: usize,
+}
+
+impl SplitTotals {
+    fn new() -> Self {
+        Self {
+            loss: None,
+            correct: None,
+            items: 0,
+        }
+    }
+
+    fn add(&mut self, out: &ClassificationOutput) {
+        let batch = out.targets.dims()[0];
+        let loss = out.loss.clone().without_autodiff() * batch as f64;
+        let predicted = out
+            .output
+            .clone()
+            .without_autodiff()
+            .argmax(1)
+            .reshape([batch]);
+        let correct = predicted
+            .equal(out.targets.clone().without_autodiff())
+            .int()
+            .sum()
+            .float();
+        self.loss = Some(match self.loss.take() {
+            Some(l) => l + loss,
+            None => loss,
+        });
+        self.correct = Some(match self.correct.take() {
+            Some(c) => c + correct,
+            None => correct,
+        });
+        self.items += batch;
+    }
+
+    /// Mean loss and accuracy (%): the split's one read-back.
+    fn read(self) -> (f64, f64) {
+        let n = self.items.max(1) as f64;
+        let scalar = |t: Option<Tensor<1>>| t.map_or(0.0, |t| t.into_scalar::<f32>() as f64);
+        (scalar(self.loss) / n, 100.0 * scalar(self.correct) / n)
+    }
+}
+
+impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
+    fn fit(
+        &self,
+        components: TrainingComponents<ElaClassifier>,
+        mut learner: Learner<ElaClassifier>,
+        dataloader_train: TrainLoader<ElaClassifier>,
+        dataloader_valid: ValidLoader<ElaClassifier>,
+        starting_epoch: usize,
+    ) -> (
+        ElaClassifier,
+        SupervisedTrainingEventProcessor<ElaClassifier>,
+    ) {
+        let dl_train = dataloader_train.to_device(&self.device);
+        let dl_valid = dataloader_valid.to_device(&self.device.clone().inner());
+        learner.fork(&self.device);
+        let mut processor = components.event_processor;
+        let interrupter = components.interrupter;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+
+        for epoch in starting_epoch..=components.num_epochs {
+            let epoch_start = Instant::now();
+            let skipped_now: Vec<usize> = learner
+                .model()
+                .net
+                .skip_flags()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &s)| s.then_some(i))
+                .collect();
+            let in_window = self
+                .pruner
+                .as_ref()
+                .is_some_and(|p| p.schedule.window_of(epoch).is_some());
+            if let Some(p) = &self.pruner {
+                p.probe.set_collecting(in_window);
+            }
+
+            // Training split.
+            interrupter.fail_on_error(processor.process_train(LearnerEvent::StartSplit {
+                epoch_number: epoch,
+                total_items: dl_train.num_items(),
+            }));
+            let mut totals = SplitTotals::new();
+            let mut scores: Option<Tensor<1>> = None;
+            let mut batches = 0;
+            let mut iterator = dl_train.iter();
+            let mut iteration = 0;
+            while let Some(batch) = iterator.next() {
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(err) => {
+                        interrupter.fail(err);
+                        break;
+                    }
+                };
+                iteration += 1;
+                let progress = iterator.progress();
+                let TrainOutput { grads, mut item } = learner.train_step(batch);
+                learner.lr_step();
+                learner.optimizer_step(grads);
+                totals.add(&item.classification);
+                if let Some((s, _)) = item.scores.take() {
+                    scores = Some(match scores.take() {
+                        Some(acc) => acc + s,
+                        None => s,
+                    });
+                    batches += 1;
+                }
+                let item =
+                    TrainingItem::new(item, progress, Some(iteration), Some(learner.lr_current()));
+                interrupter
+                    .fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
+                if interrupter.should_stop() {
+                    break;
+                }
+            }
+            let (train_loss, train_acc) = totals.read();
+            let train_seconds = epoch_start.elapsed().as_secs_f64();
+            interrupter.fail_on_error(processor.process_train(LearnerEvent::EndSplit(epoch)));
+            if interrupter.should_stop() {
+                break;
+            }
+
+            // Validation split.
+            interrupter.fail_on_error(processor.process_valid(LearnerEvent::StartSplit {
+                epoch_number: epoch,
+                total_items: dl_valid.num_items(),
+            }));
+            let model = learner.model().valid();
+            let mut totals = SplitTotals::new();
+            let mut iterator = dl_valid.iter();
+            let mut iteration = 0;
+            while let Some(batch) = iterator.next() {
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(err) => {
+                        interrupter.fail(err);
+                        break;
+                    }
+                };
+                iteration += 1;
+                let progress = iterator.progress();
+                let out = InferenceStep::step(&model, batch);
+                totals.add(&out);
+                let item = TrainingItem::new(out, progress, Some(iteration), None);
+                interrupter
+                    .fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
+                if interrupter.should_stop() {
+                    break;
+                }
+            }
+            let (test_loss, test_acc) = totals.read();
+            interrupter.fail_on_error(processor.process_valid(LearnerEvent::EndSplit(epoch)));
+            interrupter.fail_on_error(processor.process_train(LearnerEvent::EndEpoch(epoch)));
+            interrupter.fail_on_error(processor.flush());
+            if interrupter.should_stop() {
+                break;
+            }
+
+            // Pruning step.
+            if let Some(p) = &self.pruner {
+                if let Some(acc) = scores {
+                    let values: Vec<f32> = acc.into_data().try_to_vec::<f32>().unwrap_or_default();
+                    for (sum, v) in state.window_sum.iter_mut().zip(values) {
+                        *sum += v as f64;
+                    }
+                    state.window_batches += batches;
+                }
+                if let Some(w) = p.schedule.decision_at(epoch) {
+                    let window = p.schedule.windows()[w];
+                    match decide(p, &learner, &mut state, window) {
+                        Ok(line) => println!("{line}"),
+                        Err(err) => {
+                            let reason = format!("pruning step after epoch {epoch}: {err:#}");
+                            interrupter.stop(Some(&reason));
+                            state.error = Some(reason);
+                        }
+                    }
+                }
+            }
+
+            let lr = learner.lr_current().base();
+            let metrics = EpochMetrics {
+                epoch,
+                lr,
+                train_loss,
+                train_acc,
+                test_loss,
+                test_acc,
+                train_seconds,
+                epoch_seconds: epoch_start.elapsed().as_secs_f64(),
+                skipped: skipped_now,
+            };
+            println!(
+                "epoch {epoch:>3}/{}  lr {lr:.4}  train loss {train_loss:.4} acc {train_acc:6.2}%  \
+                 test loss {test_loss:.4} acc {test_acc:6.2}%  {:.1} s (train {train_seconds:.1} s)  \
+                 skipped {:?}",
+                components.num_epochs, metrics.epoch_seconds, metrics.skipped
+            );
+            if let Err(err) = state.run.record_epoch(metrics) {
+                let reason = format!("recording epoch {epoch}: {err:#}");
+                interrupter.stop(Some(&reason));
+                state.error = Some(reason);
+            }
+            if interrupter.should_stop() {
+                break;
+            }
+        }
+        if let Some(p) = &self.pruner {
+            p.probe.set_collecting(false);
+        }
+        (learner.model(), processor)
+    }
+}
+
+/// Takes one window's decision, applies it to the model, and records it.
+fn decide(
+    p: &Pruner,
+    learner: &Learner<ElaClassifier>,
+    state: &mut StrategyState,
+    window: ela_prune::Window,
+) -> anyhow::Result<String> {
+    let net = learner.model().net;
+    let mut mask = SkipMask::from_flags(&p.layout, net.skip_flags())?;
+    let scored: Vec<bool> = p
+        .layout
+        .active_predecessors(&mask)
+        .iter()
+        .map(Option::is_some)
+        .collect();
+    let batches = state.window_batches.max(1) as f64;
+    let scores: Vec<Option<f64>> = state
+        .window_sum
+        .iter()
+        .zip(&scored)
+        .map(|(&sum, &s)| s.then_some(sum / batches))
+        .collect();
+    let decision = p.method.decide(&scores)?;
+    mask.skip(&p.layout, &decision.skip)?;
+    net.set_skip_flags(mask.flags())?;
+    let blocks = (0..p.layout.num_blocks())
+        .map(|i| {
+            let (stage, position) = p.layout.locate(i).expect("block in layout");
+            BlockRecord {
+                index: i,
+                stage,
+                position,
+                kl: scores[i],
+                normalized: decision.normalized[i],
+                mapped: decision.mapped[i],
+                skip: decision.skip.contains(&i),
+                skipped_after: mask.is_skipped(i),
+            }
+        })
+        .collect();
+    let record = WindowRecord {
+        start: window.start,
+        end: window.end,
+        batches: state.window_batches,
+        quantile: decision.quantile,
+        blocks,
+        newly_skipped: decision.skip.clone(),
+        mask: mask.flags().to_vec(),
+    };
+    let shown: Vec<String> = scores
+        .iter()
+        .map(|s| s.map_or("-".into(), |v| format!("{v:.4}")))
+        .collect();
+    let line = format!(
+        "pruning window {window} ({} batches): KL [{}] -> skip {:?}; skipping {:?}",
+        state.window_batches,
+        shown.join(", "),
+        decision.skip,
+        mask.skipped_indices()
+    );
+    state.window_sum.iter_mut().for_each(|s| *s = 0.0);
+    state.window_batches = 0;
+    let path = state.run.file("pruning.json");
+    if let Some(rec) = state.pruning.as_mut() {
+        rec.windows.push(record);
+        rec.final_mask = mask.flags().to_vec();
+        crate::run::write_json(&path, rec)?;
+    }
+    Ok(line)
+}

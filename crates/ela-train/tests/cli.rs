@@ -1,0 +1,207 @@
+//! The three small commands users script against (`summary`, `prune-plan`, `forward`), run as
+//! the real `ela` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ela(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ela"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn summary_ends_with_the_spec_parameter_count() {
+    for (depth, classes, attention, expected) in [
+        ("20", "10", "none", 220_378),
+        ("56", "100", "none", 614_452),
+        ("110", "10", "none", 1_147_738),
+        ("110", "100", "none", 1_170_868),
+        // 220,378 + 2·(6 + 704) + 2·(10 + 1,408) + 2·(10 + 2,816): Wq, Wk, Wv and bn_mrla.
+        ("20", "10", "ela", 230_286),
+    ] {
+        let (ok, stdout, stderr) = ela(&[
+            "summary",
+            "--depth",
+            depth,
+            "--attention",
+            attention,
+            "--num-classes",
+            classes,
+        ]);
+        assert!(ok, "{stderr}");
+        assert_eq!(
+            stdout.lines().last().unwrap(),
+            format!("parameters: {expected}"),
+            "ResNet-{depth} {attention} {classes} classes"
+        );
+        let blocks = stdout.lines().filter(|l| l.starts_with("block")).count();
+        assert_eq!(blocks, 3 * (depth.parse::<usize>().unwrap() - 2) / 9);
+    }
+    let (ok, stdout, _) = ela(&[
+        "summary",
+        "--depth",
+        "20",
+        "--attention",
+        "none",
+        "--num-classes",
+        "10",
+        "--in-channels",
+        "1",
+    ]);
+    assert!(ok);
+    assert_eq!(stdout.lines().last().unwrap(), "parameters: 220090");
+    let (ok, _, stderr) = ela(&["summary", "--depth", "21", "--attention", "none"]);
+    assert!(!ok && stderr.contains("depth 21"), "{stderr}");
+}
+
+#[test]
+fn prune_plan_replays_decisions_from_a_kl_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kl.json");
+    // The scipy golden case of ela-prune's decide.rs tests (block 0 has no score).
+    std::fs::write(
+        &log,
+        "[null, 0.12, 0.03, 0.40, 0.07, 0.25, 0.05, 0.31, 0.09]",
+    )
+    .unwrap();
+    let path = log.to_str().unwrap();
+    let plan = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["prune-plan", "--kl", path];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = ela(&args);
+        assert!(ok, "{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    };
+    let v = plan(&[]);
+    assert_eq!(v["skip"], serde_json::json!([2, 4, 6]));
+    assert!((v["mapped"][4].as_f64().unwrap() - 0.13168724279835411).abs() < 1e-12);
+    assert!(
+        v["normalized"][1].is_null(),
+        "block 1 is above the quantile"
+    );
+    let v = plan(&[
+        "--alpha",
+        "2",
+        "--beta",
+        "5",
+        "--tau",
+        "0.25",
+        "--quantile",
+        "0.8",
+    ]);
+    assert_eq!(v["skip"], serde_json::json!([2, 6]));
+    let v = plan(&["--method", "threshold", "--tau", "0.3"]);
+    assert_eq!(v["skip"], serde_json::json!([1, 2, 4, 6, 8]));
+    let v = plan(&["--method", "fixed", "--k", "2"]);
+    assert_eq!(v["skip"], serde_json::json!([2, 6]));
+
+    // A pruning.json's window, and bad input naming the file.
+    let record = dir.path().join("pruning.json");
+    std::fs::write(
+        &record,
+        r#"{"windows": [{"blocks": [{"kl": null}, {"kl": 0.2}, {"kl": 0.1}, {"kl": 0.9}]}]}"#,
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = ela(&[
+        "prune-plan",
+        "--kl",
+        record.to_str().unwrap(),
+        "--method",
+        "fixed",
+        "--k",
+        "1",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["skip"], serde_json::json!([2]));
+    std::fs::write(&log, "[null, \"x\"]").unwrap();
+    let (ok, _, stderr) = ela(&["prune-plan", "--kl", path]);
+    assert!(
+        !ok && stderr.contains("kl.json") && stderr.contains("entry 1"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = ela(&["prune-plan", "--kl", path, "--tau", "2"]);
+    assert!(!ok && stderr.contains("tau"), "{stderr}");
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ela-model/tests/fixtures")
+        .join(name)
+}
+
+fn read_f32(path: &Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor(name)
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn forward_reproduces_the_numpy_reference_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = fixture("reference_io.safetensors");
+    for (skip, expected) in [(None, "mrla_b"), (Some("1,4"), "ela_full")] {
+        let out = dir.path().join(format!("{expected}.safetensors"));
+        let mut args = vec![
+            "forward",
+            "--depth",
+            "29",
+            "--attention",
+            "ela",
+            "--num-classes",
+            "10",
+            "--weights",
+        ];
+        let weights = fixture("mrla_b_r29.safetensors");
+        args.push(weights.to_str().unwrap());
+        args.extend([
+            "--input",
+            io.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        if let Some(s) = skip {
+            args.extend(["--skip", s]);
+        }
+        let (ok, _, stderr) = ela(&args);
+        assert!(ok, "{stderr}");
+        let got = read_f32(&out, "logits");
+        let want = read_f32(&io, expected);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() <= 1e-4 * scale + 1e-4,
+                "{expected}: {a} vs {b}"
+            );
+        }
+    }
+    // Wrong architecture for the weights: a clear error naming the file.
+    let (ok, _, stderr) = ela(&[
+        "forward",
+        "--depth",
+        "20",
+        "--attention",
+        "ela",
+        "--num-classes",
+        "10",
+        "--weights",
+        fixture("mrla_b_r29.safetensors").to_str().unwrap(),
+        "--input",
+        io.to_str().unwrap(),
+        "--output",
+        dir.path().join("x.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("mrla_b_r29.safetensors"), "{stderr}");
+}

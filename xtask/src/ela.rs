@@ -1,0 +1,146 @@
+//! Building and running the `ela` binary for one backend.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// A backend and the cargo feature of `ela-train` that compiles it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    /// The `--backend` value.
+    pub name: &'static str,
+    /// The cargo feature.
+    pub feature: &'static str,
+}
+
+const BACKENDS: [Backend; 3] = [
+    Backend {
+        name: "cpu",
+        feature: "flex",
+    },
+    Backend {
+        name: "wgpu",
+        feature: "wgpu",
+    },
+    Backend {
+        name: "cuda",
+        feature: "cuda",
+    },
+];
+
+/// The backend named by `--backend X` / `--backend=X` in `args` (default: cpu).
+pub fn backend_of(args: &[String]) -> Result<Backend> {
+    let mut value: Option<&str> = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--backend" {
+            let v = iter
+                .next()
+                .context("--backend needs a value: cpu, wgpu or cuda")?;
+            value = Some(v.as_str());
+        } else if let Some(v) = arg.strip_prefix("--backend=") {
+            value = Some(v);
+        }
+    }
+    let name = value.unwrap_or("cpu");
+    let name = if name == "flex" { "cpu" } else { name };
+    BACKENDS
+        .iter()
+        .find(|b| b.name == name)
+        .copied()
+        .with_context(|| format!("--backend {name}: expected one of cpu, wgpu, cuda"))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+/// Builds `ela` in release mode with only `backend`'s feature; returns the binary's path.
+pub fn build(backend: Backend) -> Result<PathBuf> {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "ela-train",
+            "--bin",
+            "ela",
+            "--no-default-features",
+            "--features",
+            backend.feature,
+        ])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!(
+            "building the {} backend (cargo feature '{}') failed; see the cargo output above",
+            backend.name,
+            backend.feature
+        );
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    };
+    Ok(target
+        .join("release")
+        .join(format!("ela{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Runs `ela <task> <args>` in the caller's directory and propagates its exit status.
+pub fn run(binary: &Path, task: &str, args: &[String]) -> Result<()> {
+    let status = Command::new(binary)
+        .arg(task)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn backend_flag_maps_to_a_cargo_feature() {
+        assert_eq!(
+            backend_of(&args(&["--epochs", "2"])).unwrap().feature,
+            "flex"
+        );
+        assert_eq!(
+            backend_of(&args(&["--backend", "cuda"])).unwrap().feature,
+            "cuda"
+        );
+        assert_eq!(
+            backend_of(&args(&["--backend=wgpu"])).unwrap().feature,
+            "wgpu"
+        );
+        assert_eq!(
+            backend_of(&args(&["--backend", "flex"])).unwrap().name,
+            "cpu"
+        );
+        let err = backend_of(&args(&["--backend", "tpu"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tpu") && err.contains("cuda"), "{err}");
+        assert!(backend_of(&args(&["--backend"])).is_err());
+    }
+}
