@@ -60,20 +60,19 @@ impl ElaResNetConfig {
         positive("num_classes", self.num_classes)?;
         positive("in_channels", self.in_channels)?;
         positive("dim_per_head", self.dim_per_head)?;
-        if self.attention != AttentionKind::None {
-            if let Some(w) = STAGE_WIDTHS
+        if self.attention != AttentionKind::None
+            && let Some(w) = STAGE_WIDTHS
                 .iter()
                 .find(|&&w| !(w * EXPANSION).is_multiple_of(self.dim_per_head))
-            {
-                return Err(ModelError::Option {
-                    name: "dim_per_head",
-                    reason: format!(
-                        "{} does not divide the stage width {}",
-                        self.dim_per_head,
-                        w * EXPANSION
-                    ),
-                });
-            }
+        {
+            return Err(ModelError::Option {
+                name: "dim_per_head",
+                reason: format!(
+                    "{} does not divide the stage width {}",
+                    self.dim_per_head,
+                    w * EXPANSION
+                ),
+            });
         }
         let n = layout.blocks_per_stage()[0];
         let mut in_channels = STEM_CHANNELS;

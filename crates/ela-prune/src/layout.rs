@@ -27,7 +27,7 @@ impl StageLayout {
 
     /// The CIFAR bottleneck ResNet-d layout (SPEC §1): 3 stages of n = (d − 2) / 9 blocks.
     pub fn cifar(depth: usize) -> Result<Self, PruneError> {
-        if depth < 11 || (depth - 2) % 9 != 0 {
+        if depth < 11 || !(depth - 2).is_multiple_of(9) {
             return Err(PruneError::Depth(depth));
         }
         let n = (depth - 2) / 9;
@@ -86,11 +86,11 @@ impl StageLayout {
         let mut out = vec![None; self.num_blocks()];
         for (start, &n) in self.stage_starts().iter().zip(&self.blocks_per_stage) {
             let mut last_active = None;
-            for index in *start..start + n {
+            for (index, slot) in out.iter_mut().enumerate().skip(*start).take(n) {
                 if mask.is_skipped(index) {
                     continue;
                 }
-                out[index] = last_active;
+                *slot = last_active;
                 last_active = Some(index);
             }
         }

@@ -101,6 +101,8 @@ fn prune_plan_replays_decisions_from_a_kl_log() {
     assert_eq!(v["skip"], serde_json::json!([1, 2, 4, 6, 8]));
     let v = plan(&["--method", "fixed", "--k", "2"]);
     assert_eq!(v["skip"], serde_json::json!([2, 6]));
+    let (ok, _, stderr) = ela(&["prune-plan", "--kl", path, "--tau", "2"]);
+    assert!(!ok && stderr.contains("tau"), "{stderr}");
 
     // A pruning.json's window, and bad input naming the file.
     let record = dir.path().join("pruning.json");
@@ -127,8 +129,6 @@ fn prune_plan_replays_decisions_from_a_kl_log() {
         !ok && stderr.contains("kl.json") && stderr.contains("entry 1"),
         "{stderr}"
     );
-    let (ok, _, stderr) = ela(&["prune-plan", "--kl", path, "--tau", "2"]);
-    assert!(!ok && stderr.contains("tau"), "{stderr}");
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -132,7 +132,7 @@ fn invalid_flags_are_rejected_before_any_work() {
         (vec!["--quantile", "0"], "quantile"),
         (vec!["--windows", "1-9", "--epochs", "4"], "window"),
         (vec!["--epochs", "0"], "--epochs"),
-        (vec!["--lr", "-1"], "--lr"),
+        (vec!["--lr=-1"], "--lr"),
     ] {
         let mut all = args.clone();
         all.extend(["--out", out_str]);
