@@ -53,7 +53,10 @@ pub fn backend_of(args: &[String]) -> Result<Backend> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` sets the variable at run time too; prefer it over the compile-time value, which
+    // names the checkout the binary was built in.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .expect("xtask sits in the workspace")
         .to_path_buf()

@@ -3,11 +3,17 @@
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
+use std::sync::Mutex;
+
+/// Flex's random generator is process-wide: tests that seed it run one at a time, so that each
+/// draws the same numbers on every run.
+static RNG: Mutex<()> = Mutex::new(());
 
 /// A depthwise (groups = C) 3×3 convolution equals a dense convolution whose weight is
 /// block-diagonal, in the output and in both gradients.
 #[test]
 fn depthwise_conv_matches_block_diagonal_dense_conv() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     device.seed(11);
     let c = 8;
@@ -50,6 +56,7 @@ fn depthwise_conv_matches_block_diagonal_dense_conv() {
 fn retrieval_gradient_matches_finite_differences() {
     use burn::module::Param;
     use ela_model::LayerAttentionConfig;
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = Device::flex().autodiff();
     device.seed(5);
     let mut layer = LayerAttentionConfig::new(32)
@@ -128,74 +135,4 @@ fn retrieval_gradient_matches_finite_differences() {
             gv[i]
         );
     }
-}
-
-/// The autodiff gradient of a whole MRLA-B network in training mode (batch-statistics BN,
-/// retrieval over the stage memory, skip flags set) agrees with central finite differences,
-/// for parameters at the start, the middle and the end of the graph.
-#[test]
-fn whole_network_gradient_matches_finite_differences() {
-    use burn::module::Param;
-    use ela_model::{AttentionKind, ElaResNet, ElaResNetConfig};
-    let device = Device::flex().autodiff();
-    device.seed(9);
-    let model = ElaResNetConfig::new(29, 5)
-        .with_attention(AttentionKind::MrlaB)
-        .with_zero_init_last_bn(false)
-        .init(&device)
-        .unwrap();
-    model
-        .set_skip_flags(&[false, true, false, false, false, false, false, false, false])
-        .unwrap();
-    let x = Tensor::<4>::random([4, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
-    let r = Tensor::<2>::random([4, 5], Distribution::Normal(0.0, 1.0), &device);
-    let loss = |m: &ElaResNet| -> Tensor<1> { (m.forward(x.clone()) * r.clone()).sum() };
-    let grads = loss(&model).backward();
-
-    type Get = fn(&mut ElaResNet) -> &mut Param<Tensor<3>>;
-    let conv1d: [(&str, Get); 3] = [
-        ("layer1.2.mrla.wq", |m| {
-            &mut m.layer1[2].mrla.as_mut().unwrap().wq.weight
-        }),
-        ("layer2.1.mrla.wk", |m| {
-            &mut m.layer2[1].mrla.as_mut().unwrap().wk.weight
-        }),
-        ("layer1.0.mrla.wk", |m| {
-            &mut m.layer1[0].mrla.as_mut().unwrap().wk.weight
-        }),
-    ];
-    let h = 1e-2;
-    for (name, get) in conv1d {
-        let mut m = model.clone();
-        let analytic: Vec<f32> = get(&mut m)
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let w: Vec<f32> = get(&mut m).val().into_data().try_to_vec().unwrap();
-        for i in 0..w.len() {
-            let mut eval = |delta: f32| -> f32 {
-                let mut v = w.clone();
-                v[i] += delta;
-                let t = Tensor::<3>::from_data(
-                    burn::tensor::TensorData::new(v, [1, 1, w.len()]),
-                    &device,
-                );
-                *get(&mut m) = Param::from_tensor(t);
-                loss(&m).into_scalar()
-            };
-            let fd = (eval(h) - eval(-h)) / (2.0 * h);
-            assert!(
-                (fd - analytic[i]).abs() < 3e-2 * (1.0 + fd.abs()),
-                "{name}[{i}]: fd {fd} vs autodiff {}",
-                analytic[i]
-            );
-        }
-    }
-    // The value maps are checked at module level (`retrieval_gradient_matches_finite_differences`).
-    // Through the whole network, the loss is too curved in them for f32 differences: along a
-    // random direction over layer1.0's Wv, central differences give +174, +62, -37, -103, -119,
-    // -128 for steps 1e-2 … 3e-6 against the autodiff -132, converging only below 1e-5, where f32
-    // rounding takes over. That curvature is why MRLA-B needs a learning-rate warm-up.
 }

@@ -13,7 +13,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use ela_model::{AttentionKind, ElaResNet, ElaResNetConfig, SkipMode};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time: a test binary reused from a shared target directory may have been
+    // compiled in another checkout.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("tests/fixtures")
         .join(name)
 }

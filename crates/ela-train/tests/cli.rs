@@ -132,7 +132,10 @@ fn prune_plan_replays_decisions_from_a_kl_log() {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time: a test binary reused from a shared target directory may have been
+    // compiled in another checkout.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("../ela-model/tests/fixtures")
         .join(name)
 }
