@@ -1,10 +1,12 @@
-//! Which layer attention a ResNet uses, and ELA's skip flags.
+//! Which attention a ResNet uses (layer attention or one of the paper's baselines), and ELA's
+//! skip flags.
 
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-/// Layer attention attached to every bottleneck block (SPEC §2).
+/// The attention a ResNet's blocks use: layer attention (SPEC §2) or one of the paper's
+/// channel/spatial baselines ([`crate::baselines`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttentionKind {
@@ -16,16 +18,58 @@ pub enum AttentionKind {
     MrlaB,
     /// MRLA-L: the light recurrence `o_t = σ(q·k)·v_t + λ_t ⊙ o_{t−1}`.
     MrlaL,
+    /// Squeeze-and-Excitation in every block (r = 16).
+    Se,
+    /// Efficient Channel Attention in every block (adaptive kernel).
+    Eca,
+    /// CBAM (channel + 7×7 spatial) in every block (r = 16).
+    Cbam,
+    /// BAM after every stage but the last (r = 16, dilation 4), as the BAM paper places it.
+    Bam,
+    /// BAM on the residual branch of every block: the placement whose parameter counts match
+    /// the ELA paper's Table 1.
+    BamBlock,
+    /// Global Context block in every block (r = 16).
+    Gc,
+    /// DIA: one LSTM cell shared by the blocks of each stage (r = 4).
+    Dia,
 }
 
+/// Every [`AttentionKind`], in the order the CLI lists them.
+pub const ALL_ATTENTION: [AttentionKind; 10] = [
+    AttentionKind::None,
+    AttentionKind::MrlaB,
+    AttentionKind::MrlaL,
+    AttentionKind::Se,
+    AttentionKind::Eca,
+    AttentionKind::Cbam,
+    AttentionKind::Bam,
+    AttentionKind::BamBlock,
+    AttentionKind::Gc,
+    AttentionKind::Dia,
+];
+
 impl AttentionKind {
-    /// The name used on the command line and in files: `none`, `mrla-b`, `mrla-l`.
+    /// The name used on the command line and in files: `none`, `mrla-b`, `mrla-l`, `se`,
+    /// `eca`, `cbam`, `bam`, `bam-block`, `gc`, `dia`.
     pub fn name(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::MrlaB => "mrla-b",
             Self::MrlaL => "mrla-l",
+            Self::Se => "se",
+            Self::Eca => "eca",
+            Self::Cbam => "cbam",
+            Self::Bam => "bam",
+            Self::BamBlock => "bam-block",
+            Self::Gc => "gc",
+            Self::Dia => "dia",
         }
+    }
+
+    /// MRLA-B or MRLA-L: blocks carry an `mrla` module and a `bn_mrla`.
+    pub fn is_layer_attention(self) -> bool {
+        matches!(self, Self::MrlaB | Self::MrlaL)
     }
 }
 
@@ -38,14 +82,16 @@ impl std::fmt::Display for AttentionKind {
 impl std::str::FromStr for AttentionKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Self::None),
-            "mrla-b" => Ok(Self::MrlaB),
-            "mrla-l" => Ok(Self::MrlaL),
-            _ => Err(format!(
-                "unknown attention '{s}' (expected none, mrla-b or mrla-l)"
-            )),
-        }
+        ALL_ATTENTION
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ALL_ATTENTION.iter().map(|a| a.name()).collect();
+                format!(
+                    "unknown attention '{s}' (expected one of {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 

@@ -9,6 +9,10 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::AttentionKind;
+use crate::baselines::{
+    Bam, BamConfig, Cbam, CbamConfig, EfficientChannelAttention, EfficientChannelAttentionConfig,
+    GlobalContext, GlobalContextConfig, SqueezeExcitation, SqueezeExcitationConfig,
+};
 use crate::mrla::{LayerAttention, LayerAttentionConfig};
 
 /// Output channels = 4 × base width.
@@ -58,6 +62,16 @@ pub struct Bottleneck {
     pub mrla: Option<LayerAttention>,
     /// BN of the attention output.
     pub bn_mrla: Option<BatchNorm>,
+    /// Squeeze-and-Excitation of the residual branch.
+    pub se: Option<SqueezeExcitation>,
+    /// ECA of the residual branch.
+    pub eca: Option<EfficientChannelAttention>,
+    /// CBAM of the residual branch.
+    pub cbam: Option<Cbam>,
+    /// Global Context block on the residual branch.
+    pub gc: Option<GlobalContext>,
+    /// BAM on the residual branch (`AttentionKind::BamBlock`).
+    pub bam: Option<Bam>,
 }
 
 impl Bottleneck {
@@ -76,15 +90,13 @@ impl Bottleneck {
             conv: conv([in_channels, out], 1, stride, device),
             bn: BatchNormConfig::new(out).init(device),
         });
-        let mrla = match attention {
-            AttentionKind::None => None,
-            AttentionKind::MrlaB | AttentionKind::MrlaL => Some(
-                LayerAttentionConfig::new(out)
-                    .with_dim_per_head(dim_per_head)
-                    .with_light(attention == AttentionKind::MrlaL)
-                    .init(device),
-            ),
-        };
+        let mrla = attention.is_layer_attention().then(|| {
+            LayerAttentionConfig::new(out)
+                .with_dim_per_head(dim_per_head)
+                .with_light(attention == AttentionKind::MrlaL)
+                .init(device)
+        });
+        let when = |kind: AttentionKind| attention == kind;
         Self {
             conv1: conv([in_channels, width], 1, 1, device),
             bn1: BatchNormConfig::new(width).init(device),
@@ -103,22 +115,53 @@ impl Bottleneck {
                 .as_ref()
                 .map(|_| BatchNormConfig::new(out).init(device)),
             mrla,
+            se: when(AttentionKind::Se).then(|| SqueezeExcitationConfig::new(out).init(device)),
+            eca: when(AttentionKind::Eca)
+                .then(|| EfficientChannelAttentionConfig::new(out).init(device)),
+            cbam: when(AttentionKind::Cbam).then(|| CbamConfig::new(out).init(device)),
+            gc: when(AttentionKind::Gc).then(|| GlobalContextConfig::new(out).init(device)),
+            bam: when(AttentionKind::BamBlock).then(|| BamConfig::new(out).init(device)),
         }
     }
 
-    /// The residual part: `relu(bn3(conv3(…)) + shortcut(x))`, and the shortcut itself (MRLA-L's
+    /// The residual branch `bn3(conv3(…))`, refined by the block's SE, ECA, CBAM, GC or BAM
+    /// module if it has one, and the shortcut.
+    ///
+    /// # Shapes
+    /// - x: `[batch, C_in, H, W]` → (`[batch, 4·width, H/s, W/s]`, same)
+    pub fn branch(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let out = relu(self.bn2.forward(self.conv2.forward(out)));
+        let mut out = self.bn3.forward(self.conv3.forward(out));
+        if let Some(se) = &self.se {
+            out = se.forward(out);
+        }
+        if let Some(eca) = &self.eca {
+            out = eca.forward(out);
+        }
+        if let Some(cbam) = &self.cbam {
+            out = cbam.forward(out);
+        }
+        if let Some(gc) = &self.gc {
+            out = gc.forward(out);
+        }
+        if let Some(bam) = &self.bam {
+            out = bam.forward(out);
+        }
+        let identity = match &self.downsample {
+            Some(ds) => ds.bn.forward(ds.conv.forward(x)),
+            None => x,
+        };
+        (out, identity)
+    }
+
+    /// The residual part: `relu(branch + shortcut(x))`, and the shortcut itself (MRLA-L's
     /// `o_{t−1}`).
     ///
     /// # Shapes
     /// - x: `[batch, C_in, H, W]` → (`[batch, 4·width, H/s, W/s]`, same)
     pub fn residual(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
-        let identity = match &self.downsample {
-            Some(ds) => ds.bn.forward(ds.conv.forward(x)),
-            None => x,
-        };
+        let (out, identity) = self.branch(x);
         (relu(out + identity.clone()), identity)
     }
 
@@ -129,8 +172,10 @@ impl Bottleneck {
             .chain([
                 self.downsample.as_ref().map(|d| &d.bn),
                 self.bn_mrla.as_ref(),
+                self.cbam.as_ref().map(|c| &c.spatial_bn),
             ])
             .flatten()
+            .chain(self.bam.iter().flat_map(Bam::batch_norms))
     }
 
     /// MRLA-B's block output `x_t + ReLU(BN(o_t))`.

@@ -9,6 +9,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::baselines::{Bam, BamConfig, DiaCell, DiaCellConfig};
 use crate::block::{Bottleneck, EXPANSION};
 use crate::{AttentionKind, ModelError, SkipFlags, SkipMode, StageLayout};
 
@@ -60,7 +61,7 @@ impl ElaResNetConfig {
         positive("num_classes", self.num_classes)?;
         positive("in_channels", self.in_channels)?;
         positive("dim_per_head", self.dim_per_head)?;
-        if self.attention != AttentionKind::None
+        if self.attention.is_layer_attention()
             && let Some(w) = STAGE_WIDTHS
                 .iter()
                 .find(|&&w| !(w * EXPANSION).is_multiple_of(self.dim_per_head))
@@ -111,6 +112,23 @@ impl ElaResNetConfig {
             layer1,
             layer2,
             layer3,
+            bam: if self.attention == AttentionKind::Bam {
+                // After every stage but the last: where the spatial size shrinks.
+                STAGE_WIDTHS[..2]
+                    .iter()
+                    .map(|w| BamConfig::new(w * EXPANSION).init(device))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            dia: if self.attention == AttentionKind::Dia {
+                STAGE_WIDTHS
+                    .iter()
+                    .map(|w| DiaCellConfig::new(w * EXPANSION).init(device))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             fc: LinearConfig::new(in_channels, self.num_classes).init(device),
             attention: self.attention,
             skip_mode: self.skip_mode,
@@ -144,6 +162,10 @@ pub struct ElaResNet {
     pub layer2: Vec<Bottleneck>,
     /// Stage 3 (256 channels, stride 2).
     pub layer3: Vec<Bottleneck>,
+    /// BAM modules after stages 1 and 2 (BAM models only).
+    pub bam: Vec<Bam>,
+    /// DIA cells, one per stage (DIA models only).
+    pub dia: Vec<DiaCell>,
     /// Linear head.
     pub fc: Linear,
     #[module(skip)]
@@ -231,6 +253,7 @@ impl ElaResNet {
                     .flatten()
                     .flat_map(Bottleneck::batch_norms),
             )
+            .chain(self.bam.iter().flat_map(Bam::batch_norms))
             .map(|bn| 2 * bn.gamma.dims()[0])
             .sum();
         self.num_params() - running
@@ -259,12 +282,24 @@ impl ElaResNet {
         let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
         let mut attention = Vec::with_capacity(flags.len());
         let mut index = 0;
-        for stage in self.stages() {
+        for (s, stage) in self.stages().into_iter().enumerate() {
             // The stage memory resets at each stage: C, H and W change.
             let mut keys: Vec<Tensor<3>> = Vec::new();
             let mut values: Vec<Tensor<4>> = Vec::new();
+            let mut dia_state = None;
             for block in stage {
-                let (out, identity) = block.residual(x);
+                let (out, identity) = match self.dia.get(s) {
+                    Some(cell) => {
+                        let (u, identity) = block.branch(x);
+                        let state = dia_state
+                            .take()
+                            .unwrap_or_else(|| cell.zero_state(u.dims()[0], &u.device()));
+                        let (u, state) = cell.forward(u, state);
+                        dia_state = Some(state);
+                        (relu(u + identity.clone()), identity)
+                    }
+                    None => block.residual(x),
+                };
                 let skipped = flags[index];
                 index += 1;
                 let mut weights = None;
@@ -291,6 +326,9 @@ impl ElaResNet {
                     _ => out,
                 };
                 attention.push(weights);
+            }
+            if let Some(bam) = self.bam.get(s) {
+                x = bam.forward(x);
             }
         }
         let [batch, channels, _, _] = x.dims();
@@ -321,15 +359,22 @@ impl ElaResNet {
             for (j, block) in stage.iter().enumerate() {
                 let [width, cin, _, _] = block.conv1.weight.dims();
                 let stride = block.conv2.stride[0];
-                let attn = match &block.mrla {
-                    None => "-".to_string(),
-                    Some(m) => format!(
+                let attn = match (&block.mrla, self.attention) {
+                    (Some(m), _) => format!(
                         "{} heads={}x{} k={}",
                         self.attention,
                         m.heads,
                         m.dim_per_head,
                         m.wq.weight.dims()[2]
                     ),
+                    (None, AttentionKind::None | AttentionKind::Bam) => "-".to_string(),
+                    (None, AttentionKind::BamBlock) => "bam".to_string(),
+                    (None, AttentionKind::Eca) => format!(
+                        "eca k={}",
+                        block.eca.as_ref().map_or(0, |e| e.conv.weight.dims()[2])
+                    ),
+                    (None, AttentionKind::Dia) => format!("dia (cell of stage {})", s + 1),
+                    (None, other) => other.to_string(),
                 };
                 lines.push(format!(
                     "block {index:>2}  layer{}.{j}  {cin:>3} -> {:>3}  stride {stride}{}  attention {attn}{}",
@@ -339,6 +384,14 @@ impl ElaResNet {
                     if flags[index] { "  [skipped]" } else { "" },
                 ));
                 index += 1;
+            }
+            if let Some(bam) = self.bam.get(s) {
+                lines.push(format!(
+                    "bam after layer{}  {} channels, hidden {}",
+                    s + 1,
+                    bam.channel_fc1.weight.dims()[0],
+                    bam.channel_fc1.weight.dims()[1]
+                ));
             }
         }
         lines.push(format!(
