@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 use statrs::function::beta::beta_reg;
+use statrs::function::erf::erfc;
+use statrs::function::gamma::gamma_lr;
 
 use crate::PruneError;
 
@@ -65,6 +67,107 @@ fn check_tau(tau: f64) -> Result<(), PruneError> {
     }
 }
 
+/// The alternatives to EBQM's Beta CDF in step 4 of Algorithm 1 (SPEC §3.4; the paper's
+/// Tables 6 and 7). Each maps the min-max normalized candidate scores `s` to `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Mapping {
+    /// Standard normal CDF Φ of the z-scored values (population standard deviation over S).
+    Normal,
+    /// Gamma(shape k, scale θ) CDF, `P(k, s/θ)` (GQM).
+    Gamma {
+        /// Shape k > 0.
+        shape: f64,
+        /// Scale θ > 0.
+        scale: f64,
+    },
+    /// Exponential(rate λ) CDF, `1 − e^{−λ s}` (EQM).
+    Exponential {
+        /// Rate λ > 0.
+        rate: f64,
+    },
+    /// Softmax over the candidates S.
+    Softmax,
+    /// Logistic sigmoid of the z-scored values.
+    Sigmoid,
+}
+
+impl Mapping {
+    /// GQM's default shape k (*ours*; the paper gives no values).
+    pub const DEFAULT_GAMMA_SHAPE: f64 = 2.0;
+    /// GQM's default scale θ (*ours*).
+    pub const DEFAULT_GAMMA_SCALE: f64 = 0.5;
+    /// EQM's default rate λ (*ours*).
+    pub const DEFAULT_EXPONENTIAL_RATE: f64 = 3.0;
+
+    /// Checked parameters: Gamma shape and scale and the exponential rate finite and > 0.
+    pub fn checked(self) -> Result<Self, PruneError> {
+        let positive = |name: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(PruneError::Parameter {
+                    name,
+                    reason: format!("must be a finite number > 0, got {v}"),
+                })
+            }
+        };
+        match self {
+            Self::Gamma { shape, scale } => {
+                positive("gamma shape", shape)?;
+                positive("gamma scale", scale)?;
+            }
+            Self::Exponential { rate } => positive("exponential rate", rate)?,
+            Self::Normal | Self::Softmax | Self::Sigmoid => {}
+        }
+        Ok(self)
+    }
+
+    /// Short name: `nqm`, `gqm`, `eqm`, `softmax`, `sigmoid`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Normal => "nqm",
+            Self::Gamma { .. } => "gqm",
+            Self::Exponential { .. } => "eqm",
+            Self::Softmax => "softmax",
+            Self::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// Maps the normalized values `s` (all of S at once: softmax and the z-scores need them).
+    pub fn map(&self, s: &[f64]) -> Vec<f64> {
+        let n = s.len().max(1) as f64;
+        let mean = s.iter().sum::<f64>() / n;
+        let std = (s.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let z = |v: f64| if std > 0.0 { (v - mean) / std } else { 0.0 };
+        match *self {
+            Self::Normal => s
+                .iter()
+                .map(|&v| 0.5 * erfc(-z(v) / std::f64::consts::SQRT_2))
+                .collect(),
+            // P(k, 0) = 0; statrs rejects x = 0.
+            Self::Gamma { shape, scale } => s
+                .iter()
+                .map(|&v| {
+                    if v > 0.0 {
+                        gamma_lr(shape, v / scale)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+            Self::Exponential { rate } => s.iter().map(|&v| 1.0 - (-rate * v).exp()).collect(),
+            Self::Softmax => {
+                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|&v| (v - max).exp()).collect();
+                let total: f64 = e.iter().sum();
+                e.into_iter().map(|v| v / total).collect()
+            }
+            Self::Sigmoid => s.iter().map(|&v| 1.0 / (1.0 + (-z(v)).exp())).collect(),
+        }
+    }
+}
+
 /// How scores become skip decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case")]
@@ -81,6 +184,16 @@ pub enum PruneMethod {
         /// Number of blocks to skip per decision.
         k: usize,
     },
+    /// EBQM's quantile, normalization and threshold with another mapping in place of the Beta
+    /// CDF (Tables 6 and 7 ablations).
+    QuantileMap {
+        /// The mapping of step 4.
+        mapping: Mapping,
+        /// Skip a candidate whose mapped value is below τ.
+        tau: f64,
+        /// Candidate quantile q.
+        quantile: f64,
+    },
 }
 
 impl PruneMethod {
@@ -90,12 +203,27 @@ impl PruneMethod {
         Ok(Self::Threshold { tau })
     }
 
-    /// Short name: `ebqm`, `threshold` or `fixed`.
+    /// A checked quantile-mapping ablation: valid mapping parameters, τ ∈ [0, 1], q ∈ (0, 1].
+    pub fn quantile_map(mapping: Mapping, tau: f64, quantile: f64) -> Result<Self, PruneError> {
+        check_tau(tau)?;
+        if !(quantile > 0.0 && quantile <= 1.0) {
+            return Err(PruneError::Quantile(quantile));
+        }
+        Ok(Self::QuantileMap {
+            mapping: mapping.checked()?,
+            tau,
+            quantile,
+        })
+    }
+
+    /// Short name: `ebqm`, `threshold`, `fixed`, or the mapping's (`nqm`, `gqm`, `eqm`,
+    /// `softmax`, `sigmoid`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Ebqm(_) => "ebqm",
             Self::Threshold { .. } => "threshold",
             Self::Fixed { .. } => "fixed",
+            Self::QuantileMap { mapping, .. } => mapping.name(),
         }
     }
 
@@ -119,24 +247,16 @@ impl PruneMethod {
             .collect();
         let mut decision = Decision::empty(scores.len());
         match *self {
-            Self::Ebqm(p) => {
-                if candidates.is_empty() {
-                    return Ok(decision);
-                }
-                let values: Vec<f64> = candidates.iter().map(|&(_, v)| v).collect();
-                let q = quantile_linear(&values, p.quantile);
-                decision.quantile = Some(q);
-                let below: Vec<(usize, f64)> =
-                    candidates.into_iter().filter(|&(_, v)| v <= q).collect();
-                for (i, s) in min_max(&below) {
-                    let m = beta_reg(p.alpha, p.beta, s);
-                    decision.normalized[i] = Some(s);
-                    decision.mapped[i] = Some(m);
-                    if m < p.tau {
-                        decision.skip.push(i);
-                    }
-                }
-            }
+            Self::Ebqm(p) => quantile_map(&candidates, p.quantile, p.tau, &mut decision, |s| {
+                s.iter().map(|&v| beta_reg(p.alpha, p.beta, v)).collect()
+            }),
+            Self::QuantileMap {
+                mapping,
+                tau,
+                quantile,
+            } => quantile_map(&candidates, quantile, tau, &mut decision, |s| {
+                mapping.map(s)
+            }),
             Self::Threshold { tau } => {
                 for (i, s) in min_max(&candidates) {
                     decision.normalized[i] = Some(s);
@@ -153,6 +273,36 @@ impl PruneMethod {
             }
         }
         Ok(decision)
+    }
+}
+
+/// Steps 1–5 of Algorithm 1 with the mapping `map` (applied to all normalized values of S).
+fn quantile_map(
+    candidates: &[(usize, f64)],
+    quantile: f64,
+    tau: f64,
+    decision: &mut Decision,
+    map: impl Fn(&[f64]) -> Vec<f64>,
+) {
+    if candidates.is_empty() {
+        return;
+    }
+    let values: Vec<f64> = candidates.iter().map(|&(_, v)| v).collect();
+    let q = quantile_linear(&values, quantile);
+    decision.quantile = Some(q);
+    let below: Vec<(usize, f64)> = candidates
+        .iter()
+        .copied()
+        .filter(|&(_, v)| v <= q)
+        .collect();
+    let normalized = min_max(&below);
+    let s: Vec<f64> = normalized.iter().map(|&(_, v)| v).collect();
+    for ((i, s), m) in normalized.into_iter().zip(map(&s)) {
+        decision.normalized[i] = Some(s);
+        decision.mapped[i] = Some(m);
+        if m < tau {
+            decision.skip.push(i);
+        }
     }
 }
 
@@ -189,11 +339,12 @@ pub fn quantile_linear(values: &[f64], q: f64) -> f64 {
 /// One window's decision, per block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    /// The q-quantile Q of the candidate scores (EBQM only).
+    /// The q-quantile Q of the candidate scores (EBQM and the quantile-mapping ablations).
     pub quantile: Option<f64>,
     /// Min-max normalized score of every block that was normalized.
     pub normalized: Vec<Option<f64>>,
-    /// Mapped value `I_s(α, β)` of every block that was mapped (EBQM only).
+    /// Mapped value of every block that was mapped (`I_s(α, β)` for EBQM; EBQM and the
+    /// quantile-mapping ablations only).
     pub mapped: Vec<Option<f64>>,
     /// Blocks to skip, ascending, 0-based over all blocks.
     pub skip: Vec<usize>,
@@ -343,5 +494,130 @@ mod tests {
         assert_eq!(d.skip, vec![2, 4, 6]);
         let d = PruneMethod::Fixed { k: 100 }.decide(&scores()).unwrap();
         assert_eq!(d.skip.len(), 8);
+    }
+
+    // Golden values (numpy 2.4.6, scipy 1.17.1), run once, continuing the snippet above:
+    //
+    //   from scipy import stats, special
+    //   Q = np.quantile(D, 0.5); S = D <= Q
+    //   s = (D[S] - D[S].min()) / (D[S].max() - D[S].min()); z = (s - s.mean()) / s.std()
+    //   stats.norm.cdf(z); stats.gamma.cdf(s, a=2, scale=0.5); stats.expon.cdf(s, scale=1/3)
+    //   special.softmax(s); special.expit(z)
+    #[test]
+    fn mapping_ablations_match_scipy() {
+        // S = blocks 2, 4, 6, 8 with s = 0, 2/3, 1/3, 1; τ = 0.3, q = 0.5.
+        let cases: [(Mapping, [f64; 4], &[usize]); 5] = [
+            (
+                Mapping::Normal,
+                [
+                    0.08985624743949988,
+                    0.6726395769907116,
+                    0.3273604230092886,
+                    0.9101437525605001,
+                ],
+                &[2],
+            ),
+            (
+                Mapping::Gamma {
+                    shape: Mapping::DEFAULT_GAMMA_SHAPE,
+                    scale: Mapping::DEFAULT_GAMMA_SCALE,
+                },
+                [
+                    0.0,
+                    0.3849400110633043,
+                    0.14430480161234663,
+                    0.5939941502901616,
+                ],
+                &[2, 6],
+            ),
+            (
+                Mapping::Exponential {
+                    rate: Mapping::DEFAULT_EXPONENTIAL_RATE,
+                },
+                [
+                    0.0,
+                    0.8646647167633874,
+                    0.6321205588285579,
+                    0.950212931632136,
+                ],
+                &[2],
+            ),
+            (
+                Mapping::Softmax,
+                [
+                    0.14161039894505958,
+                    0.2758193945926258,
+                    0.19763323228912327,
+                    0.38493697417319145,
+                ],
+                &[2, 4, 6],
+            ),
+            (
+                Mapping::Sigmoid,
+                [
+                    0.20724036131187187,
+                    0.6099765374423382,
+                    0.39002346255766196,
+                    0.7927596386881282,
+                ],
+                &[2],
+            ),
+        ];
+        for (mapping, want, skip) in cases {
+            let method = PruneMethod::quantile_map(mapping, 0.3, 0.5).unwrap();
+            let d = method.decide(&scores()).unwrap();
+            assert!((d.quantile.unwrap() - 0.105).abs() < 1e-12);
+            for (block, m) in [2, 4, 6, 8].into_iter().zip(want) {
+                let got = d.mapped[block].unwrap();
+                // statrs' erfc agrees with SciPy to about 1e-11.
+                assert!(
+                    (got - m).abs() < 1e-9,
+                    "{}: block {block}: {got} vs {m}",
+                    method.name()
+                );
+            }
+            assert_eq!(d.skip, skip, "{}", method.name());
+        }
+    }
+
+    #[test]
+    fn mapping_parameters_are_checked_and_edge_cases_skip_nothing() {
+        for bad in [
+            Mapping::Gamma {
+                shape: 0.0,
+                scale: 1.0,
+            },
+            Mapping::Gamma {
+                shape: 1.0,
+                scale: f64::NAN,
+            },
+            Mapping::Exponential { rate: -1.0 },
+        ] {
+            assert!(matches!(
+                PruneMethod::quantile_map(bad, 0.3, 0.5),
+                Err(PruneError::Parameter { .. })
+            ));
+        }
+        assert_eq!(
+            PruneMethod::quantile_map(Mapping::Softmax, 1.2, 0.5),
+            Err(PruneError::Tau(1.2))
+        );
+        assert_eq!(
+            PruneMethod::quantile_map(Mapping::Softmax, 0.3, 0.0),
+            Err(PruneError::Quantile(0.0))
+        );
+        let m = PruneMethod::quantile_map(Mapping::Normal, 0.3, 0.5).unwrap();
+        assert!(
+            m.decide(&[None, Some(0.1), Some(0.3)])
+                .unwrap()
+                .skip
+                .is_empty()
+        );
+        assert!(
+            m.decide(&[None, Some(0.5), Some(0.5), Some(0.5)])
+                .unwrap()
+                .skip
+                .is_empty()
+        );
     }
 }

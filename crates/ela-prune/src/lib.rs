@@ -15,7 +15,7 @@ pub mod kl;
 pub mod layout;
 pub mod schedule;
 
-pub use decide::{Decision, EbqmParams, PruneMethod};
+pub use decide::{Decision, EbqmParams, Mapping, PruneMethod};
 pub use error::PruneError;
 pub use kl::{KlDirection, kl_padded, kl_padded_tensor};
 pub use layout::{SkipMask, StageLayout};
