@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
-    about = "ELA tasks: train, inspect, replay pruning decisions"
+    about = "ELA tasks: fetch datasets, train, inspect, replay pruning decisions"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +33,12 @@ enum Task {
     /// One eval-mode forward pass of a safetensors input through safetensors weights.
     #[command(disable_help_flag = true)]
     Forward(PassThrough),
+    /// Download, verify and unpack a dataset: cifar10, cifar100 or mnist [--dir DIR].
+    #[command(disable_help_flag = true)]
+    Fetch(PassThrough),
+    /// Training-step time of none / MRLA-L / MRLA-B / ELA, interleaved in one process.
+    #[command(disable_help_flag = true)]
+    Bench(PassThrough),
 }
 
 #[derive(clap::Args)]
@@ -47,6 +53,8 @@ fn main() -> Result<()> {
         Task::Summary(a) => ("summary", a.args),
         Task::PrunePlan(a) => ("prune-plan", a.args),
         Task::Forward(a) => ("forward", a.args),
+        Task::Fetch(a) => ("fetch", a.args),
+        Task::Bench(a) => ("bench", a.args),
     };
     let backend = ela::backend_of(&args)?;
     let binary = ela::build(backend)?;

@@ -20,8 +20,8 @@ pub enum DataError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The file is not a valid IDX file of the expected kind.
-    #[error("{path} is not a valid MNIST IDX file: {reason}")]
+    /// The file is not a valid dataset file of the expected kind.
+    #[error("{path} is not a valid dataset file: {reason}")]
     Format { path: PathBuf, reason: String },
     /// Images and labels disagree.
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
@@ -64,6 +64,32 @@ pub struct ImageSet {
 }
 
 impl ImageSet {
+    /// A set of `labels.len()` images of shape `[C, H, W]` stored consecutively in `pixels`.
+    ///
+    /// # Panics
+    /// If `pixels` does not hold exactly one image per label.
+    pub fn new(
+        pixels: Vec<u8>,
+        labels: Vec<u8>,
+        [c, h, w]: [usize; 3],
+        num_classes: usize,
+    ) -> Self {
+        assert_eq!(
+            pixels.len(),
+            labels.len() * c * h * w,
+            "one image per label"
+        );
+        Self {
+            indices: Arc::new((0..labels.len()).collect()),
+            pixels: Arc::new(pixels),
+            labels: Arc::new(labels),
+            channels: c,
+            height: h,
+            width: w,
+            num_classes,
+        }
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.indices.len()
@@ -86,7 +112,8 @@ impl ImageSet {
         self.labels[self.indices[i]] as usize
     }
 
-    fn pixels_of(&self, i: usize) -> &[u8] {
+    /// CHW bytes of image `i`.
+    pub fn pixels_of(&self, i: usize) -> &[u8] {
         let size = self.channels * self.height * self.width;
         let k = self.indices[i];
         &self.pixels[k * size..(k + 1) * size]
@@ -195,20 +222,12 @@ fn image_set(
             reason: format!("label {} of item {bad} is not a digit 0-9", labels[bad]),
         });
     }
-    Ok(ImageSet {
-        indices: Arc::new((0..dims[0]).collect()),
-        pixels: Arc::new(pixels),
-        labels: Arc::new(labels),
-        channels: 1,
-        height: dims[1],
-        width: dims[2],
-        num_classes: 10,
-    })
+    Ok(ImageSet::new(pixels, labels, [1, dims[1], dims[2]], 10))
 }
 
-/// MNIST training and test sets.
+/// A dataset's training and test splits.
 #[derive(Debug, Clone)]
-pub struct Mnist {
+pub struct Splits {
     /// Training split.
     pub train: ImageSet,
     /// Test split.
@@ -223,7 +242,10 @@ const FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
-impl Mnist {
+/// MNIST's splits.
+pub type Mnist = Splits;
+
+impl Splits {
     /// The MNIST sample compiled into the binary.
     pub fn embedded() -> Self {
         let name = |f: &str| PathBuf::from(format!("<embedded>/{f}.gz"));

@@ -1,6 +1,9 @@
 //! Training ELA ResNets on Burn's `Learner`.
 //!
+//! - [`bench`]: training-step time of the attention variants, interleaved in one process.
 //! - [`data`]: the MNIST IDX reader and the embedded MNIST sample, dataset and batcher.
+//! - [`cifar`]: the CIFAR-10/100 binary reader and the pad-and-crop / flip augmentation.
+//! - [`fetch`]: resumable, checksummed downloads of the official dataset archives.
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
 //! - [`strategy`]: the custom learning strategy that is ELA's pruning step.
 //! - [`lr`]: multi-step and cosine schedules (SPEC §4).
@@ -8,7 +11,10 @@
 //! - [`train`]: one call from a [`train::TrainConfig`] to a finished run.
 
 pub mod backend;
+pub mod bench;
+pub mod cifar;
 pub mod data;
+pub mod fetch;
 pub mod lr;
 pub mod model;
 pub mod renderer;

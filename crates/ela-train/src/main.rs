@@ -8,6 +8,8 @@ use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use ela_model::ElaResNetConfig;
 use ela_train::backend::{self, Backend};
+use ela_train::bench::{self, BenchConfig};
+use ela_train::fetch::{FetchName, Fetched, fetch};
 use ela_train::train::{Method, PruneArgs, TrainConfig, train};
 use serde_json::{Value, json};
 
@@ -32,6 +34,23 @@ enum Command {
     PrunePlan(PrunePlanArgs),
     /// One eval-mode forward pass of a safetensors input through safetensors weights.
     Forward(ForwardArgs),
+    /// Download, verify and unpack a dataset (resumable; a complete dataset is left alone).
+    Fetch(FetchArgs),
+    /// Training-step time of none / MRLA-L / MRLA-B / ELA, interleaved in one process.
+    Bench(BenchConfig),
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    /// Dataset.
+    #[arg(value_enum)]
+    dataset: FetchName,
+    /// Target directory; the dataset lands in DIR/<dataset> (where `train` looks by default).
+    #[arg(long, default_value = "data")]
+    dir: PathBuf,
+    /// Base URL of a mirror holding the same file names.
+    #[arg(long)]
+    mirror: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -102,11 +121,32 @@ fn main() {
         Command::Summary(args) => summary(&args),
         Command::PrunePlan(args) => prune_plan(&args),
         Command::Forward(args) => forward(&args),
+        Command::Fetch(args) => run_fetch(&args),
+        Command::Bench(config) => run_bench(&config),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }
+}
+
+fn run_bench(config: &BenchConfig) -> Result<()> {
+    let report = bench::run(config)?;
+    print!("{}", report.table());
+    if let Some(path) = &config.json {
+        ela_train::run::write_json(path, &report)?;
+        println!("written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_fetch(args: &FetchArgs) -> Result<()> {
+    let source = args.dataset.source(args.mirror.as_deref());
+    match fetch(&source, &args.dir, true)? {
+        Fetched::AlreadyComplete(dir) => println!("{} is complete; nothing to do", dir.display()),
+        Fetched::Installed(dir) => println!("{} is ready", dir.display()),
+    }
+    Ok(())
 }
 
 fn run_train(config: &TrainConfig) -> Result<()> {

@@ -1,0 +1,298 @@
+//! `ela bench`: training-step time of the attention variants, measured side by side.
+//!
+//! Shared machines drift: two runs measured minutes apart can differ by 20% for reasons that have
+//! nothing to do with the model. So every variant trains in the same process, on the same
+//! batch, in interleaved rounds (round r runs one step of each variant, in an order that rotates
+//! every round), and the reported ratios are medians of per-round ratios against MRLA-B.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use ela_model::{AttentionKind, ElaResNet, ElaResNetConfig, SkipMode, StageLayout};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{self, Backend};
+
+/// What to benchmark.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct BenchConfig {
+    /// ResNet depth (9n + 2).
+    #[arg(long, default_value_t = 20)]
+    pub depth: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Input `C,H,W`.
+    #[arg(long, default_value = "3,32,32", value_parser = parse_shape)]
+    pub input: [usize; 3],
+    /// Classes of the head.
+    #[arg(long, default_value_t = 100)]
+    pub num_classes: usize,
+    /// Blocks ELA skips (0-based over all blocks, e.g. `1,4`); default: every second non-first
+    /// block of each stage, as EBQM at q = 0.5 tends to leave.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Option<Vec<usize>>,
+    /// Untimed steps per variant first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed rounds (one step of every variant per round).
+    #[arg(long, default_value_t = 10)]
+    pub rounds: usize,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Device index.
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+fn parse_shape(s: &str) -> Result<[usize; 3], String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("'{s}': {e} (expected C,H,W such as 3,32,32)"))?;
+    match v.as_slice() {
+        [c, h, w] if *c > 0 && *h > 0 && *w > 0 => Ok([*c, *h, *w]),
+        _ => Err(format!("'{s}': expected three positive numbers C,H,W")),
+    }
+}
+
+/// One variant's timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariantResult {
+    /// `none`, `mrla-l`, `mrla-b`, `ela-full` or `ela-retrieval`.
+    pub name: String,
+    /// Skipped blocks.
+    pub skipped: Vec<usize>,
+    /// Median seconds per training step.
+    pub median_seconds: f64,
+    /// Median over rounds of (this step time / MRLA-B's step time in the same round).
+    pub ratio_to_mrla_b: f64,
+    /// Every timed step, seconds.
+    pub seconds: Vec<f64>,
+}
+
+/// The benchmark's report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// The configuration.
+    pub config: BenchConfig,
+    /// Backend and device.
+    pub device: String,
+    /// One entry per variant.
+    pub variants: Vec<VariantResult>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+/// Every second non-first block of each stage (1, 3, … within the stage).
+pub fn default_skips(layout: &StageLayout) -> Vec<usize> {
+    (0..layout.num_blocks())
+        .filter(|&i| {
+            let (_, position) = layout.locate(i).expect("block in layout");
+            position % 2 == 1
+        })
+        .collect()
+}
+
+struct Variant {
+    name: String,
+    model: ElaResNet,
+    optim: ModuleOptimizer,
+    skipped: Vec<usize>,
+}
+
+impl Variant {
+    /// One SGD step; returns its wall time, synchronized by reading the loss back.
+    fn step(&mut self, x: &Tensor<4>, y: &Tensor<1, Int>) -> f64 {
+        let start = Instant::now();
+        let logits = self.model.forward(x.clone());
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(0.01, self.model.clone(), grads);
+        let _: f32 = loss.into_scalar();
+        start.elapsed().as_secs_f64()
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(config: &BenchConfig) -> Result<BenchReport> {
+    if config.batch_size == 0 || config.rounds == 0 || config.num_classes == 0 {
+        bail!("--batch-size, --rounds and --num-classes must be at least 1");
+    }
+    let layout = StageLayout::cifar(config.depth)?;
+    let skipped = match &config.skip {
+        Some(s) => s.clone(),
+        None => default_skips(&layout),
+    };
+    ela_prune::SkipMask::from_flags(&layout, {
+        let mut flags = vec![false; layout.num_blocks()];
+        for &i in &skipped {
+            if i >= flags.len() {
+                bail!(
+                    "--skip: block {i} is outside the model's {} blocks",
+                    flags.len()
+                );
+            }
+            flags[i] = true;
+        }
+        flags
+    })
+    .map_err(|e| anyhow::anyhow!("--skip: {e}"))?;
+
+    let base = backend::device(config.backend, config.device)?;
+    let device = base.clone().autodiff();
+    device.seed(config.seed);
+    let [c, h, w] = config.input;
+    let x = Tensor::<4>::random(
+        [config.batch_size, c, h, w],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let labels: Vec<i64> = (0..config.batch_size)
+        .map(|i| (i % config.num_classes) as i64)
+        .collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [config.batch_size]), &device);
+
+    let specs: [(&str, AttentionKind, SkipMode, bool); 5] = [
+        ("none", AttentionKind::None, SkipMode::Full, false),
+        ("mrla-l", AttentionKind::MrlaL, SkipMode::Full, false),
+        ("mrla-b", AttentionKind::MrlaB, SkipMode::Full, false),
+        ("ela-full", AttentionKind::MrlaB, SkipMode::Full, true),
+        (
+            "ela-retrieval",
+            AttentionKind::MrlaB,
+            SkipMode::Retrieval,
+            true,
+        ),
+    ];
+    let mut variants = Vec::new();
+    for (name, attention, mode, skips) in specs {
+        let model = ElaResNetConfig::new(config.depth, config.num_classes)
+            .with_in_channels(c)
+            .with_attention(attention)
+            .with_skip_mode(mode)
+            .init(&device)?;
+        let flags: Vec<bool> = (0..layout.num_blocks())
+            .map(|i| skips && skipped.contains(&i))
+            .collect();
+        model.set_skip_flags(&flags)?;
+        let optim = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
+            .init();
+        variants.push(Variant {
+            name: name.to_string(),
+            model,
+            optim,
+            skipped: if skips { skipped.clone() } else { Vec::new() },
+        });
+    }
+    for v in variants.iter_mut() {
+        for _ in 0..config.warmup {
+            v.step(&x, &y);
+        }
+    }
+    let n = variants.len();
+    let mut times = vec![Vec::with_capacity(config.rounds); n];
+    for round in 0..config.rounds {
+        for k in 0..n {
+            let i = (k + round) % n;
+            let t = variants[i].step(&x, &y);
+            times[i].push(t);
+        }
+    }
+    let reference = specs
+        .iter()
+        .position(|s| s.0 == "mrla-b")
+        .expect("mrla-b is measured");
+    let results = variants
+        .iter()
+        .zip(&times)
+        .map(|(v, t)| {
+            let ratios: Vec<f64> = t
+                .iter()
+                .zip(&times[reference])
+                .map(|(a, b)| a / b)
+                .collect();
+            VariantResult {
+                name: v.name.clone(),
+                skipped: v.skipped.clone(),
+                median_seconds: median(t),
+                ratio_to_mrla_b: median(&ratios),
+                seconds: t.clone(),
+            }
+        })
+        .collect();
+    Ok(BenchReport {
+        config: config.clone(),
+        device: format!("{:?} {base:?}", config.backend),
+        variants: results,
+    })
+}
+
+impl BenchReport {
+    /// A Markdown table of the results.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "ResNet-{} training step, batch {}, input {:?}, {} classes, {} rounds, {}\n\n\
+             | variant | skipped blocks | median s/step | × MRLA-B (median of per-round ratios) |\n\
+             |---|---|---|---|\n",
+            self.config.depth,
+            self.config.batch_size,
+            self.config.input,
+            self.config.num_classes,
+            self.config.rounds,
+            self.device
+        );
+        for v in &self.variants {
+            out.push_str(&format!(
+                "| {} | {:?} | {:.4} | {:.3} |\n",
+                v.name, v.skipped, v.median_seconds, v.ratio_to_mrla_b
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_default_skips() {
+        assert_eq!(parse_shape("1,28,28"), Ok([1, 28, 28]));
+        assert!(parse_shape("1,28").is_err());
+        assert!(parse_shape("1,0,28").is_err());
+        assert!(parse_shape("a,b,c").is_err());
+        // ResNet-56: six blocks per stage; skip positions 1, 3, 5 of each.
+        let layout = StageLayout::cifar(56).unwrap();
+        assert_eq!(default_skips(&layout), vec![1, 3, 5, 7, 9, 11, 13, 15, 17]);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
