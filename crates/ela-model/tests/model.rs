@@ -236,3 +236,27 @@ fn summary_lists_blocks_and_ends_with_the_parameter_count() {
             .any(|l| l.contains("layer1.1") && l.contains("[skipped]"))
     );
 }
+
+/// Zero-init of the last BN (the ImageNet recipe) makes every residual branch start as the
+/// identity: a block without a projection shortcut then returns relu(x) = x for x ≥ 0. The CIFAR
+/// default keeps γ = 1.
+#[test]
+fn zero_init_of_the_last_bn_is_an_option() {
+    let device = device();
+    let zero = ElaResNetConfig::new(20, 10)
+        .with_zero_init_last_bn(true)
+        .init(&device)
+        .unwrap();
+    let ones = model(20, 10, AttentionKind::None, &device);
+    for (z, o) in zero.layer2.iter().zip(&ones.layer2) {
+        let gz: f32 = z.bn3.gamma.val().abs().sum().into_scalar();
+        let go: Vec<f32> = o.bn3.gamma.val().into_data().try_to_vec().unwrap();
+        assert_eq!(gz, 0.0);
+        assert!(go.iter().all(|&g| g == 1.0));
+    }
+    let block = &zero.layer2[1].clone().valid();
+    let x = Tensor::<4>::random([2, 128, 4, 4], Distribution::Uniform(0.0, 1.0), &device);
+    let (out, _) = block.residual(x.clone());
+    let diff: f32 = (out - x).abs().max().into_scalar();
+    assert!(diff < 1e-6, "identity block differs by {diff}");
+}
