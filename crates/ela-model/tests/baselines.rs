@@ -2,20 +2,15 @@
 //! against the ELA paper's Table 1, logits against an independent NumPy implementation, and a
 //! training step for each.
 
-use std::path::PathBuf;
+mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Distribution, Gradients, Int, Tensor, TensorData};
+use common::{assert_close, fixture, read_f32};
 use ela_model::{ALL_ATTENTION, AttentionKind, ElaResNet, ElaResNetConfig};
 
-fn fixture() -> PathBuf {
-    // Read at run time: a test binary reused from a shared target directory may have been
-    // compiled in another checkout.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("tests/fixtures/baselines_r20.safetensors")
-}
+const FIXTURE: &str = "baselines_r20.safetensors";
 
 const BASELINES: [AttentionKind; 7] = [
     AttentionKind::Se,
@@ -144,31 +139,21 @@ fn parameter_counts_follow_the_equations_and_table_1() {
     assert!((bam as f64 / 1e6 - 0.27).abs() > 0.03);
 }
 
-fn read(st: &safetensors::SafeTensors, name: &str) -> (Vec<f32>, Vec<usize>) {
-    let view = st.tensor(name).unwrap();
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (values, view.shape().to_vec())
-}
-
 /// Every baseline, with weights loaded by their state-dict names, gives the NumPy reference's
 /// logits (eval mode, ResNet-20, non-trivial BN statistics).
 #[test]
 fn baselines_match_the_numpy_reference() {
     let device = Device::flex();
-    let bytes = std::fs::read(fixture()).unwrap();
+    let bytes = std::fs::read(fixture(FIXTURE)).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (x, shape) = read(&st, "io.input");
+    let (x, shape) = read_f32(&st, "io.input");
     let input = Tensor::<4>::from_data(
         TensorData::new(x, [shape[0], shape[1], shape[2], shape[3]]),
         &device,
     );
     for kind in BASELINES {
         let mut m = model(20, 10, kind, &device);
-        let report = m.load_safetensors(&fixture(), false).unwrap();
+        let report = m.load_safetensors(&fixture(FIXTURE), false).unwrap();
         assert!(
             report.missing.is_empty(),
             "{kind}: parameters missing from the fixture: {:?}",
@@ -190,16 +175,8 @@ fn baselines_match_the_numpy_reference() {
 
         let m = m.valid();
         let got: Vec<f32> = m.forward(input.clone()).into_data().try_to_vec().unwrap();
-        let (want, _) = read(&st, &format!("io.{}", kind.name()));
-        let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let diff = got
-            .iter()
-            .zip(&want)
-            .fold(0f32, |a, (g, w)| a.max((g - w).abs()));
-        assert!(
-            diff <= 1e-4 * scale + 1e-5,
-            "{kind}: max |diff| {diff} (largest logit {scale})\n got  {got:?}\n want {want:?}"
-        );
+        let (want, _) = read_f32(&st, &format!("io.{}", kind.name()));
+        assert_close(kind.name(), &got, &want, 1e-4, 1e-5);
     }
 }
 

@@ -6,31 +6,17 @@
 //! blocks of stages 1 and 2 in both skip modes, and with MRLA-L. Loading the weights strictly
 //! also checks the PyTorch naming of every parameter.
 
-use std::path::PathBuf;
+mod common;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+use common::{assert_close, fixture, read_f32};
 use ela_model::{AttentionKind, ElaResNet, ElaResNetConfig, SkipMode};
-
-fn fixture(name: &str) -> PathBuf {
-    // Read at run time: a test binary reused from a shared target directory may have been
-    // compiled in another checkout.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn io_tensor(name: &str) -> (Vec<f32>, Vec<usize>) {
     let bytes = std::fs::read(fixture("reference_io.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = st.tensor(name).unwrap();
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (values, view.shape().to_vec())
+    read_f32(&st, name)
 }
 
 fn load(attention: AttentionKind, file: &str, device: &Device) -> ElaResNet {
@@ -51,16 +37,8 @@ fn assert_logits(model: &ElaResNet, expected: &str, device: &Device) {
     );
     let got: Vec<f32> = model.forward(input).into_data().try_to_vec().unwrap();
     let (want, _) = io_tensor(expected);
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got
-        .iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     // f32 against a float64 reference through 29 layers: relative 1e-4 of the largest logit.
-    assert!(
-        diff <= 1e-4 * scale + 1e-4,
-        "{expected}: max |diff| {diff} (largest logit {scale})\n got  {got:?}\n want {want:?}"
-    );
+    assert_close(expected, &got, &want, 1e-4, 1e-4);
 }
 
 #[test]

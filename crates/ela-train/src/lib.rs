@@ -1,6 +1,7 @@
 //! Training ELA ResNets on Burn's `Learner`.
 //!
 //! - [`bench`]: training-step time of the attention variants, interleaved in one process.
+//! - [`config`]: TOML config files as flags (`ela train --config FILE`).
 //! - [`data`]: the MNIST IDX reader and the embedded MNIST sample, dataset and batcher.
 //! - [`cifar`]: the CIFAR-10/100 binary reader and the pad-and-crop / flip augmentation.
 //! - [`fetch`]: resumable, checksummed downloads of the official dataset archives.
@@ -13,6 +14,7 @@
 pub mod backend;
 pub mod bench;
 pub mod cifar;
+pub mod config;
 pub mod data;
 pub mod fetch;
 pub mod lr;

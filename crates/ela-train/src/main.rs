@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 #[command(
     name = "ela",
     version,
-    about = "Efficient Layer Attention: training and tools"
+    about = "Efficient Layer Attention: training and tools",
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -115,7 +116,14 @@ struct ForwardArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let args = match ela_train::config::expand(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Train(config) => run_train(&config),
         Command::Summary(args) => summary(&args),

@@ -283,6 +283,9 @@ impl PruneArgs {
 }
 
 /// Everything a training run needs; written, resolved, to the run's `config.json`.
+///
+/// `--config FILE.toml` reads flags from a file (see [`crate::config`]); flags on the command line
+/// win.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct TrainConfig {
     /// Dataset.
@@ -500,16 +503,18 @@ pub fn load_dataset(dataset: DatasetName, dir: Option<&Path>) -> Result<Splits> 
     };
     let dir = dir.map_or_else(|| default_data_dir(dataset), Path::to_path_buf);
     if !dir.exists() {
+        let name = dataset.name();
+        if dir == default_data_dir(dataset) {
+            bail!(
+                "{name} not found in {}: run `cargo xtask fetch {name}` first, or pass --data-dir",
+                dir.display()
+            );
+        }
         bail!(
-            "{} not found in {}: run `cargo xtask fetch {}{}` or pass --data-dir",
-            dataset.name(),
-            dir.display(),
-            dataset.name(),
-            if dir == default_data_dir(dataset) {
-                String::new()
-            } else {
-                format!(" --dir {}", dir.parent().unwrap_or(&dir).display())
-            }
+            "{name} not found in {}: fetch it with `cargo xtask fetch {name} --dir DIR` (it lands \
+             in DIR/{name}) and pass --data-dir DIR/{name}, or point --data-dir at the folder \
+             holding the binary files",
+            dir.display()
         );
     }
     Ok(cifar::load(&dir, kind)?)
@@ -528,12 +533,12 @@ pub fn train(config: &TrainConfig) -> Result<RunSummary> {
             utc_stamp()
         ))
     });
-    let run = RunDir::create(&out)?;
-
+    let epochs = config.resolved_epochs();
+    // Data and device first: a missing dataset or backend leaves no run directory behind.
+    let data = load_dataset(config.dataset, config.data_dir.as_deref())?;
     let base_device = backend::device(config.backend, config.device)?;
     let device = base_device.clone().autodiff();
-    let epochs = config.resolved_epochs();
-    let data = load_dataset(config.dataset, config.data_dir.as_deref())?;
+    let run = RunDir::create(&out)?;
     let normalization = match config.dataset {
         DatasetName::Mnist => Normalization::mnist(),
         // Per-channel statistics of the whole training split.

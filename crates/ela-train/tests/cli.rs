@@ -1,5 +1,5 @@
-//! The three small commands users script against (`summary`, `prune-plan`, `forward`), run as
-//! the real `ela` binary.
+//! The small commands users script against (`summary`, `prune-plan`, `forward`) and the errors
+//! a user meets first, run as the real `ela` binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -207,4 +207,89 @@ fn forward_reproduces_the_numpy_reference_logits() {
         dir.path().join("x.safetensors").to_str().unwrap(),
     ]);
     assert!(!ok && stderr.contains("mrla_b_r29.safetensors"), "{stderr}");
+}
+
+#[test]
+fn baseline_summaries_match_table_1() {
+    // ELA paper, Table 1 (CIFAR-10): BAM in every block 0.27M, DIA 0.44M for ResNet-20.
+    for (attention, params) in [("bam-block", 266_360), ("dia", 439_226), ("se", 242_834)] {
+        let (ok, out, err) = ela(&[
+            "summary",
+            "--depth",
+            "20",
+            "--attention",
+            attention,
+            "--num-classes",
+            "10",
+        ]);
+        assert!(ok, "{err}");
+        assert_eq!(
+            out.lines().last().unwrap(),
+            format!("parameters: {params}"),
+            "{attention}"
+        );
+    }
+}
+
+#[test]
+fn config_files_set_flags_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(
+        &file,
+        "depth = 21
+epochs = 1
+[paper]
+top1 = 1.0
+",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let (ok, _, err) = ela(&[
+        "train",
+        "--config",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("depth 21"), "{err}");
+    let (ok, _, err) = ela(&[
+        "train",
+        "--config",
+        file.to_str().unwrap(),
+        "--depth",
+        "22",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("depth 22"), "the flag wins: {err}");
+    std::fs::write(&file, "no_such_flag = 3\n").unwrap();
+    let (ok, _, err) = ela(&["train", "--config", file.to_str().unwrap()]);
+    assert!(!ok && err.contains("--no-such-flag"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_missing_dataset_names_the_fetch_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nothing-here");
+    let out = dir.path().join("run");
+    let (ok, _, err) = ela(&[
+        "train",
+        "--dataset",
+        "cifar100",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("cargo xtask fetch cifar100") && err.contains("nothing-here"),
+        "{err}"
+    );
+    assert!(
+        !out.exists(),
+        "no run directory for a run that cannot start"
+    );
 }
