@@ -3,7 +3,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -139,6 +140,103 @@ impl Dataset<ImageItem> for ImageSet {
 
     fn len(&self) -> usize {
         self.indices.len()
+    }
+}
+
+/// The current epoch (1-based), shared by the training loop and the datasets whose order or
+/// augmentation depends on it, so that epoch k of a resumed run sees exactly the data of epoch k
+/// of an uninterrupted one.
+#[derive(Debug, Clone, Default)]
+pub struct EpochClock(Arc<AtomicUsize>);
+
+impl EpochClock {
+    /// A clock at epoch 1.
+    pub fn new() -> Self {
+        Self(Arc::new(AtomicUsize::new(1)))
+    }
+
+    /// Sets the epoch about to run.
+    pub fn set(&self, epoch: usize) {
+        self.0.store(epoch, Ordering::SeqCst);
+    }
+
+    /// The current epoch.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// SplitMix64: a small, well-mixed generator for seeds derived from (seed, epoch, index).
+pub fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A dataset read in a new random order every epoch: the order of epoch k is a permutation
+/// seeded by (seed, k) alone, so it does not depend on what ran before (a resumed run) or on the
+/// number of loader workers.
+#[derive(Debug, Clone)]
+pub struct EpochShuffled<D> {
+    inner: D,
+    seed: u64,
+    clock: EpochClock,
+    order: Arc<RwLock<(usize, Vec<usize>)>>,
+}
+
+impl<D> EpochShuffled<D> {
+    /// Shuffles `inner` (of `len` items) by epoch of `clock`.
+    pub fn new(inner: D, len: usize, seed: u64, clock: EpochClock) -> Self {
+        Self {
+            inner,
+            seed,
+            clock,
+            order: Arc::new(RwLock::new((0, (0..len).collect()))),
+        }
+    }
+
+    /// The permutation of `epoch` (Fisher–Yates with SplitMix64).
+    pub fn permutation(seed: u64, epoch: usize, len: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..len).collect();
+        let mut state = splitmix(seed ^ splitmix(epoch as u64));
+        for i in (1..len).rev() {
+            state = splitmix(state);
+            let j = (state % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        order
+    }
+
+    fn position(&self, index: usize) -> usize {
+        let epoch = self.clock.get();
+        {
+            let order = self.order.read().unwrap_or_else(|e| e.into_inner());
+            if order.0 == epoch {
+                return order.1[index];
+            }
+        }
+        let mut order = self.order.write().unwrap_or_else(|e| e.into_inner());
+        if order.0 != epoch {
+            let len = order.1.len();
+            *order = (epoch, Self::permutation(self.seed, epoch, len));
+        }
+        order.1[index]
+    }
+}
+
+impl<I, D: Dataset<I>> Dataset<I> for EpochShuffled<D> {
+    fn get(&self, index: usize) -> Result<I, burn::data::dataset::DatasetError> {
+        if index >= self.inner.len() {
+            return Err(burn::data::dataset::DatasetError::new(
+                std::io::Error::other(format!("index {index} out of {} items", self.inner.len())),
+            ));
+        }
+        self.inner.get(self.position(index))
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
     }
 }
 
@@ -412,6 +510,35 @@ mod tests {
             err.contains("cannot read") && err.contains("t10k-labels-idx1-ubyte"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn epoch_order_is_a_permutation_fixed_by_seed_and_epoch() {
+        let clock = EpochClock::new();
+        let set = Mnist::embedded().test.truncated(50);
+        let shuffled = EpochShuffled::new(set.clone(), set.len(), 7, clock.clone());
+        let labels = |d: &EpochShuffled<ImageSet>| -> Vec<usize> {
+            (0..d.len()).map(|i| d.get(i).unwrap().label).collect()
+        };
+        let epoch1 = labels(&shuffled);
+        let mut sorted = epoch1.clone();
+        sorted.sort_unstable();
+        let mut want: Vec<usize> = (0..set.len()).map(|i| set.label(i)).collect();
+        want.sort_unstable();
+        assert_eq!(sorted, want, "every item once");
+        clock.set(2);
+        let epoch2 = labels(&shuffled);
+        assert_ne!(epoch1, epoch2);
+        // A fresh dataset whose clock starts at epoch 2 (a resumed run) sees epoch 2's order.
+        let resumed_clock = EpochClock::new();
+        resumed_clock.set(2);
+        let resumed = EpochShuffled::new(set.clone(), set.len(), 7, resumed_clock);
+        assert_eq!(labels(&resumed), epoch2);
+        assert_ne!(
+            EpochShuffled::<ImageSet>::permutation(7, 1, 50),
+            EpochShuffled::<ImageSet>::permutation(8, 1, 50)
+        );
+        assert!(shuffled.get(50).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`bench`]: training-step time of the attention variants, interleaved in one process.
 //! - [`config`]: TOML config files as flags (`ela train --config FILE`).
 //! - [`data`]: the MNIST IDX reader and the embedded MNIST sample, dataset and batcher.
+//! - [`checkpoint`]: atomic per-epoch checkpoints and resume.
 //! - [`cifar`]: the CIFAR-10/100 binary reader and the pad-and-crop / flip augmentation.
 //! - [`fetch`]: resumable, checksummed downloads of the official dataset archives.
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
@@ -13,6 +14,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod checkpoint;
 pub mod cifar;
 pub mod config;
 pub mod data;

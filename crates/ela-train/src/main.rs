@@ -10,7 +10,7 @@ use ela_model::ElaResNetConfig;
 use ela_train::backend::{self, Backend};
 use ela_train::bench::{self, BenchConfig};
 use ela_train::fetch::{FetchName, Fetched, fetch};
-use ela_train::train::{Method, PruneArgs, TrainConfig, train};
+use ela_train::train::{Method, PruneArgs, TrainConfig, resume, train};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -158,7 +158,10 @@ fn run_fetch(args: &FetchArgs) -> Result<()> {
 }
 
 fn run_train(config: &TrainConfig) -> Result<()> {
-    let s = train(config)?;
+    let s = match &config.resume {
+        Some(dir) => resume(dir, config.lr)?,
+        None => train(config)?,
+    };
     println!("skipped blocks: {:?}", s.skipped);
     println!("test accuracy: {:.2}%", s.test_acc);
     println!("run directory: {}", s.run_dir.display());

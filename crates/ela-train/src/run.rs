@@ -160,6 +160,20 @@ impl RunDir {
         })
     }
 
+    /// Reopens a run directory to continue it with the metrics of its epochs so far (a resumed
+    /// run); `metrics.csv` is rewritten with exactly these rows.
+    pub fn reopen(root: &Path, metrics: Vec<EpochMetrics>) -> Result<Self> {
+        if !root.join("config.json").exists() {
+            anyhow::bail!("{} holds no run (no config.json)", root.display());
+        }
+        let run = Self {
+            root: root.to_path_buf(),
+            metrics,
+        };
+        run.write_metrics()?;
+        Ok(run)
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.root
@@ -173,6 +187,10 @@ impl RunDir {
     /// Appends an epoch's metrics and rewrites `metrics.csv` atomically.
     pub fn record_epoch(&mut self, metrics: EpochMetrics) -> Result<()> {
         self.metrics.push(metrics);
+        self.write_metrics()
+    }
+
+    fn write_metrics(&self) -> Result<()> {
         let mut csv = String::from(CSV_HEADER);
         csv.push('\n');
         for m in &self.metrics {
@@ -242,5 +260,19 @@ mod tests {
         write_json(&run.join("config.json"), &1).unwrap();
         let err = RunDir::create(&run).unwrap_err().to_string();
         assert!(err.contains("already holds a run"), "{err}");
+    }
+
+    #[test]
+    fn a_run_directory_that_cannot_be_created_is_named_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let err = format!("{:#}", RunDir::create(&file.join("run")).unwrap_err());
+        assert!(
+            err.contains("cannot create run directory") && err.contains("a-file/run"),
+            "{err}"
+        );
+        let err = format!("{:#}", RunDir::reopen(dir.path(), Vec::new()).unwrap_err());
+        assert!(err.contains("holds no run"), "{err}");
     }
 }

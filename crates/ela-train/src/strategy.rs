@@ -21,8 +21,13 @@ use burn::train::{
 };
 use ela_prune::{PruneMethod, PruningSchedule, SkipMask, StageLayout};
 
+use crate::checkpoint::{TrainingState, save_state};
+use crate::data::EpochClock;
 use crate::model::{ElaClassifier, ScoreProbe};
 use crate::run::{BlockRecord, EpochMetrics, PruningRecord, RunDir, WindowRecord};
+
+/// `first_bad`'s value while every loss of the epoch is finite.
+const NO_BAD_STEP: f64 = 1e9;
 
 /// ELA's pruning configuration for one run.
 #[derive(Debug, Clone)]
@@ -55,29 +60,42 @@ pub struct PruningStrategy {
     device: Device,
     pruner: Option<Pruner>,
     state: Arc<Mutex<StrategyState>>,
+    clock: EpochClock,
+    checkpoints: std::path::PathBuf,
 }
 
 impl PruningStrategy {
     /// A strategy training on `device` (an autodiff device); `pruner` is `None` for runs that
-    /// do not prune (plain, MRLA-B, MRLA-L).
+    /// do not prune (plain, MRLA-B, MRLA-L). It sets `clock` to each epoch before its data is
+    /// read, and writes its part of every checkpoint into `checkpoints`. `resumed` is the state
+    /// a resumed run continues from.
     pub fn new(
         device: Device,
         pruner: Option<Pruner>,
         run: RunDir,
         pruning: Option<PruningRecord>,
+        clock: EpochClock,
+        checkpoints: std::path::PathBuf,
+        resumed: Option<&TrainingState>,
     ) -> (Self, Arc<Mutex<StrategyState>>) {
         let blocks = pruner.as_ref().map_or(0, |p| p.layout.num_blocks());
+        let (window_sum, window_batches) = match resumed {
+            Some(r) if r.window_sum.len() == blocks => (r.window_sum.clone(), r.window_batches),
+            _ => (vec![0.0; blocks], 0),
+        };
         let state = Arc::new(Mutex::new(StrategyState {
             run,
-            pruning,
+            pruning: resumed.map_or(pruning, |r| r.pruning.clone()),
             error: None,
-            window_sum: vec![0.0; blocks],
-            window_batches: 0,
+            window_sum,
+            window_batches,
         }));
         let strategy = Self {
             device,
             pruner,
             state: state.clone(),
+            clock,
+            checkpoints,
         };
         (strategy, state)
     }
@@ -149,10 +167,14 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
         learner.fork(&self.device);
         let mut processor = components.event_processor;
         let interrupter = components.interrupter;
+        let mut checkpointer = components.checkpointer;
+        let event_store = components.event_store;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
 
         for epoch in starting_epoch..=components.num_epochs {
             let epoch_start = Instant::now();
+            // Data order and augmentation of this epoch depend on the epoch alone.
+            self.clock.set(epoch);
             let skipped_now: Vec<usize> = learner
                 .model()
                 .net
@@ -177,6 +199,9 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             let mut totals = SplitTotals::new();
             let mut scores: Option<Tensor<1>> = None;
             let mut batches = 0;
+            // The first step of the epoch whose loss was NaN or infinite, tracked on the device
+            // (NO_BAD_STEP while there is none): no read-back per step.
+            let mut first_bad: Option<Tensor<1>> = None;
             let mut iterator = dl_train.iter();
             let mut iteration = 0;
             while let Some(batch) = iterator.next() {
@@ -193,6 +218,19 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 learner.lr_step();
                 learner.optimizer_step(grads);
                 totals.add(&item.classification);
+                let bad = item
+                    .classification
+                    .loss
+                    .clone()
+                    .without_autodiff()
+                    .is_finite()
+                    .bool_not()
+                    .float();
+                let step = bad.clone() * iteration as f64 + (bad.neg() + 1.0) * NO_BAD_STEP;
+                first_bad = Some(match first_bad.take() {
+                    Some(f) => f.min_pair(step),
+                    None => step,
+                });
                 if let Some((s, _)) = item.scores.take() {
                     scores = Some(match scores.take() {
                         Some(acc) => acc + s,
@@ -210,6 +248,26 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             }
             let (train_loss, train_acc) = totals.read();
             let train_seconds = epoch_start.elapsed().as_secs_f64();
+            let bad_step = first_bad.map_or(NO_BAD_STEP, |t| t.into_scalar::<f32>() as f64);
+            if bad_step < 0.5 * NO_BAD_STEP {
+                let lr = learner.lr_current().base();
+                let reason = format!(
+                    "the training loss became NaN or infinite at epoch {epoch}, step {} \
+                     (learning rate {lr:.4}); nothing of this epoch was saved, the last good \
+                     checkpoint is {}. Resume from it with a lower learning rate: \
+                     `cargo xtask train --resume {} --lr <lower>`",
+                    bad_step as usize,
+                    if epoch > 1 {
+                        format!("epoch {}", epoch - 1)
+                    } else {
+                        "none (it diverged in epoch 1: start again with a lower --lr)".into()
+                    },
+                    state.run.path().display()
+                );
+                interrupter.stop(Some(&reason));
+                state.error = Some(reason);
+                break;
+            }
             interrupter.fail_on_error(processor.process_train(LearnerEvent::EndSplit(epoch)));
             if interrupter.should_stop() {
                 break;
@@ -297,6 +355,25 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 state.error = Some(reason);
             }
             if interrupter.should_stop() {
+                break;
+            }
+
+            // Checkpoint: Burn's records (model, optimizer, schedule), then ours.
+            if let Some(cp) = checkpointer.as_mut() {
+                cp.checkpoint(&learner, epoch, &event_store);
+            }
+            let training_state = TrainingState {
+                epoch,
+                skip_flags: learner.model().net.skip_flags(),
+                window_sum: state.window_sum.clone(),
+                window_batches: state.window_batches,
+                pruning: state.pruning.clone(),
+                metrics: state.run.metrics().to_vec(),
+            };
+            if let Err(err) = save_state(&self.checkpoints, &training_state) {
+                let reason = format!("checkpoint after epoch {epoch}: {err:#}");
+                interrupter.stop(Some(&reason));
+                state.error = Some(reason);
                 break;
             }
         }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{SgdConfig, decay::WeightDecayConfig};
+use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
 use ela_model::{AttentionKind, ElaResNetConfig, SkipMode};
@@ -15,8 +16,9 @@ use ela_prune::{EbqmParams, KlDirection, Mapping, PruneMethod, PruningSchedule, 
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{self, Backend};
+use crate::checkpoint::{AtomicCheckpointer, KEEP, RECORDS, latest_complete, load_state};
 use crate::cifar;
-use crate::data::{ImageBatcher, Mnist, Normalization, Splits};
+use crate::data::{EpochClock, EpochShuffled, ImageBatcher, Mnist, Normalization, Splits};
 use crate::lr::{EpochSchedule, ScheduleKind};
 use crate::model::{ElaClassifier, ScoreProbe};
 use crate::renderer::BarRenderer;
@@ -360,6 +362,12 @@ pub struct TrainConfig {
     /// Run directory; default: runs/<attention>-r<depth>-<dataset>-<UTC time>.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its newest complete checkpoint, with its own
+    /// configuration (every other flag is ignored, except --lr, which replaces the base
+    /// learning rate).
+    #[arg(long)]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub prune: PruneArgs,
@@ -522,6 +530,37 @@ pub fn load_dataset(dataset: DatasetName, dir: Option<&Path>) -> Result<Splits> 
 
 /// Trains one model as configured and writes its run directory.
 pub fn train(config: &TrainConfig) -> Result<RunSummary> {
+    run_training(config, false)
+}
+
+/// Continues the run in `dir` from its newest complete checkpoint, with the configuration in its
+/// `config.json`: same model, optimizer state, learning-rate schedule, skip mask, pending KL
+/// window sums and data order as if it had never stopped.
+///
+/// `lr` replaces the base learning rate (after a divergence); the schedule keeps its position.
+pub fn resume(dir: &Path, lr: Option<f64>) -> Result<RunSummary> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--resume: cannot read {}", path.display()))?;
+    let mut config: TrainConfig = serde_json::from_str(&text)
+        .with_context(|| format!("--resume: {} is not a run configuration", path.display()))?;
+    config.out = Some(dir.to_path_buf());
+    if let Some(lr) = lr {
+        println!(
+            "resuming with base learning rate {lr} (was {})",
+            config.resolved_lr()
+        );
+        config.lr = Some(lr);
+    }
+    run_training(&config, true)
+}
+
+/// The run directory's checkpoint folder.
+pub fn checkpoint_dir(run: &Path) -> PathBuf {
+    run.join("checkpoint")
+}
+
+fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     config.validate()?;
     let started = Instant::now();
     let out = config.out.clone().unwrap_or_else(|| {
@@ -538,7 +577,31 @@ pub fn train(config: &TrainConfig) -> Result<RunSummary> {
     let data = load_dataset(config.dataset, config.data_dir.as_deref())?;
     let base_device = backend::device(config.backend, config.device)?;
     let device = base_device.clone().autodiff();
-    let run = RunDir::create(&out)?;
+    let checkpoints = checkpoint_dir(&out);
+    let resumed = if resuming {
+        let k = latest_complete(&checkpoints).with_context(|| {
+            format!(
+                "--resume: {} holds no complete checkpoint (none was finished before the run \
+                 stopped); start the run again",
+                checkpoints.display()
+            )
+        })?;
+        if k >= epochs {
+            bail!(
+                "--resume: {} already finished all {epochs} epochs",
+                out.display()
+            );
+        }
+        Some(load_state(&checkpoints, k)?)
+    } else {
+        None
+    };
+    let run = match &resumed {
+        Some(state) => RunDir::reopen(&out, state.metrics.clone())?,
+        None => RunDir::create(&out)?,
+    };
+    std::fs::create_dir_all(&checkpoints)
+        .with_context(|| format!("cannot create {}", checkpoints.display()))?;
     let normalization = match config.dataset {
         DatasetName::Mnist => Normalization::mnist(),
         // Per-channel statistics of the whole training split.
@@ -561,6 +624,10 @@ pub fn train(config: &TrainConfig) -> Result<RunSummary> {
         .with_skip_mode(config.skip_mode)
         .with_zero_init_last_bn(config.resolved_zero_init_last_bn())
         .init(&device)?;
+    if let Some(state) = &resumed {
+        net.set_skip_flags(&state.skip_flags)
+            .context("--resume: the checkpoint's skip mask does not fit the model")?;
+    }
     let layout = net.layout();
     let parameters = net.parameter_count();
     let ela = config.attention == Method::Ela;
@@ -611,7 +678,9 @@ pub fn train(config: &TrainConfig) -> Result<RunSummary> {
     resolved["crop_padding"] = serde_json::json!(config.dataset.recipe().crop_padding);
     resolved["zero_init_last_bn"] = serde_json::json!(config.resolved_zero_init_last_bn());
     resolved["git_revision"] = serde_json::json!(revision);
-    write_json(&run.file("config.json"), &resolved)?;
+    if !resuming {
+        write_json(&run.file("config.json"), &resolved)?;
+    }
 
     let pruning = pruner.as_ref().map(|p| PruningRecord {
         method: p.method,
@@ -623,7 +692,9 @@ pub fn train(config: &TrainConfig) -> Result<RunSummary> {
         windows: Vec::new(),
         final_mask: vec![false; layout.num_blocks()],
     });
-    if let Some(rec) = &pruning {
+    if let Some(rec) = &pruning
+        && !resuming
+    {
         write_json(&run.file("pruning.json"), rec)?;
     }
 
@@ -660,11 +731,24 @@ pub fn train(config: &TrainConfig) -> Result<RunSummary> {
     let batcher = ImageBatcher::new(shape, normalization);
     let builder = DataLoaderBuilder::new(batcher.clone())
         .batch_size(config.resolved_batch_size())
-        .shuffle(config.seed)
         .num_workers(config.workers);
+    // Order and augmentation of epoch k depend on (seed, k) alone: a resumed run reads exactly
+    // the batches an uninterrupted one would.
+    let clock = EpochClock::new();
+    let n_train = train_set.len();
     let loader_train = match config.dataset.recipe().crop_padding {
-        Some(pad) => builder.build(cifar::Augmented::new(train_set.clone(), pad, config.seed)),
-        None => builder.build(train_set.clone()),
+        Some(pad) => builder.build(EpochShuffled::new(
+            cifar::Augmented::new(train_set.clone(), pad, config.seed, clock.clone()),
+            n_train,
+            config.seed,
+            clock.clone(),
+        )),
+        None => builder.build(EpochShuffled::new(
+            train_set.clone(),
+            n_train,
+            config.seed,
+            clock.clone(),
+        )),
     };
     let loader_test = DataLoaderBuilder::new(batcher)
         .batch_size(config.resolved_batch_size())
@@ -692,13 +776,42 @@ pub fn train(config: &TrainConfig) -> Result<RunSummary> {
     let learner = Learner::new(model, optim, lr_schedule);
 
     let run_path = run.path().to_path_buf();
-    let (strategy, state) = PruningStrategy::new(device, pruner, run, pruning);
-    let result = SupervisedTraining::new(run_path.join("burn"), loader_train, loader_test)
+    if let Some(state) = &resumed {
+        println!(
+            "resuming after epoch {} of {epochs} (skipping {:?})",
+            state.epoch,
+            state
+                .skip_flags
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &s)| s.then_some(i))
+                .collect::<Vec<_>>()
+        );
+    }
+    let (strategy, state) = PruningStrategy::new(
+        device,
+        pruner,
+        run,
+        pruning,
+        clock,
+        checkpoints.clone(),
+        resumed.as_ref(),
+    );
+    let mut training = SupervisedTraining::new(run_path.join("burn"), loader_train, loader_test)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .num_epochs(epochs)
         .renderer(Box::new(BarRenderer::new()))
-        .with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)))
-        .launch(learner);
+        .with_custom_checkpointers(
+            AtomicCheckpointer::new(&checkpoints, RECORDS[0]),
+            AtomicCheckpointer::new(&checkpoints, RECORDS[1]),
+            AtomicCheckpointer::new(&checkpoints, RECORDS[2]),
+        )
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(KEEP))
+        .with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)));
+    if let Some(state) = &resumed {
+        training = training.checkpoint(state.epoch);
+    }
+    let result = training.launch(learner);
     if let Some(err) = result.error {
         bail!("training failed: {err}");
     }
