@@ -245,3 +245,104 @@ fn every_attention_option_reaches_every_parameter() {
         );
     }
 }
+
+/// Parameters from the timm fixture, shaped for Burn.
+struct Timm {
+    bytes: Vec<u8>,
+    device: Device,
+}
+
+impl Timm {
+    fn load(device: &Device) -> Self {
+        Self {
+            bytes: std::fs::read(fixture("timm_modules.safetensors")).unwrap(),
+            device: device.clone(),
+        }
+    }
+
+    fn get(&self, name: &str) -> (Vec<f32>, Vec<usize>) {
+        let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
+        read_f32(&st, name)
+    }
+
+    fn tensor<const D: usize>(&self, name: &str) -> Tensor<D> {
+        let (v, shape) = self.get(name);
+        let shape: [usize; D] = shape.try_into().expect("rank");
+        Tensor::from_data(TensorData::new(v, shape), &self.device)
+    }
+
+    /// A 1×1 convolution `[out, in, 1, 1]` as a Burn linear weight `[in, out]`.
+    fn linear_weight(&self, name: &str) -> Param<Tensor<2>> {
+        let w: Tensor<4> = self.tensor(name);
+        let [out, inp, _, _] = w.dims();
+        Param::from_tensor(w.reshape([out, inp]).transpose())
+    }
+
+    fn param<const D: usize>(&self, name: &str) -> Param<Tensor<D>> {
+        Param::from_tensor(self.tensor(name))
+    }
+
+    fn check(&self, module: &str, got: Tensor<4>) {
+        let got: Vec<f32> = got.into_data().try_to_vec().unwrap();
+        let (want, _) = self.get(&format!("{module}.output"));
+        assert_close(&format!("{module} vs timm"), &got, &want, 1e-4, 1e-5);
+    }
+}
+
+/// SE, ECA, CBAM and GC against timm's implementations (`fixtures/make_timm.py`), with timm's
+/// weights; the differences of variant are mapped as that script describes.
+#[test]
+fn modules_match_timm() {
+    use burn::module::RunningState;
+    use ela_model::baselines::{
+        CbamConfig, EfficientChannelAttentionConfig, GlobalContextConfig, SqueezeExcitationConfig,
+    };
+    let device = Device::flex();
+    let t = Timm::load(&device);
+
+    let mut se = SqueezeExcitationConfig::new(64).init(&device);
+    se.fc1.weight = t.linear_weight("se.fc1.weight");
+    se.fc1.bias = Some(t.param("se.fc1.bias"));
+    se.fc2.weight = t.linear_weight("se.fc2.weight");
+    se.fc2.bias = Some(t.param("se.fc2.bias"));
+    t.check("se", se.forward(t.tensor("se.input")));
+
+    let mut eca = EfficientChannelAttentionConfig::new(64).init(&device);
+    assert_eq!(eca.conv.weight.dims(), [1, 1, 3]);
+    eca.conv.weight = t.param("eca.conv.weight");
+    t.check("eca", eca.forward(t.tensor("eca.input")));
+
+    let mut cbam = CbamConfig::new(64).init(&device);
+    cbam.fc1.weight = t.linear_weight("cbam.channel.fc1.weight");
+    cbam.fc2.weight = t.linear_weight("cbam.channel.fc2.weight");
+    // timm's MLP has no bias.
+    cbam.fc1.bias = Some(Param::from_tensor(Tensor::zeros([4], &device)));
+    cbam.fc2.bias = Some(Param::from_tensor(Tensor::zeros([64], &device)));
+    // timm stacks [mean; max], ours [max; mean].
+    let w: Tensor<4> = t.tensor("cbam.spatial.conv.conv.weight");
+    let swapped = Tensor::cat(
+        vec![
+            w.clone().slice([0..1, 1..2, 0..7, 0..7]),
+            w.slice([0..1, 0..1, 0..7, 0..7]),
+        ],
+        1,
+    );
+    cbam.spatial.weight = Param::from_tensor(swapped);
+    cbam.spatial_bn.gamma = t.param("cbam.spatial.conv.bn.weight");
+    cbam.spatial_bn.beta = t.param("cbam.spatial.conv.bn.bias");
+    cbam.spatial_bn.running_mean = RunningState::new(t.tensor("cbam.spatial.conv.bn.running_mean"));
+    cbam.spatial_bn.running_var = RunningState::new(t.tensor("cbam.spatial.conv.bn.running_var"));
+    let cbam = cbam.valid();
+    t.check("cbam", cbam.forward(t.tensor("cbam.input")));
+
+    let mut gc = GlobalContextConfig::new(64).init(&device);
+    gc.conv_mask.weight = t.param("gc.conv_attn.weight");
+    gc.conv_mask.bias = Some(t.param("gc.conv_attn.bias"));
+    gc.transform1.weight = t.param("gc.mlp_add.fc1.weight");
+    gc.transform1.bias = Some(t.param("gc.mlp_add.fc1.bias"));
+    gc.norm.gamma = t.param("gc.mlp_add.norm.weight");
+    gc.norm.beta = Some(t.param("gc.mlp_add.norm.bias"));
+    gc.transform2.weight = t.param("gc.mlp_add.fc2.weight");
+    gc.transform2.bias = Some(t.param("gc.mlp_add.fc2.bias"));
+    t.check("gc", gc.forward(t.tensor("gc.input")));
+}
