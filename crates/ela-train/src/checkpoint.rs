@@ -132,6 +132,25 @@ pub fn latest_complete(dir: &Path) -> Option<usize> {
         .find(|&k| RECORDS.iter().all(|r| record_path(dir, r, k).exists()))
 }
 
+/// Checks that the three Burn records of `epoch` decode; a corrupt file is named.
+pub fn verify_records(dir: &Path, epoch: usize) -> Result<()> {
+    fn check<R: Checkpoint>(dir: &Path, name: &'static str, epoch: usize) -> Result<()> {
+        let path = record_path(dir, name, epoch);
+        <AtomicCheckpointer as Checkpointer<R>>::restore(&AtomicCheckpointer::new(dir, name), epoch)
+            .map(|_| ())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "checkpoint {} is corrupt ({e}); delete checkpoint files of epoch {epoch} to \
+                     resume from the one before, or start the run again",
+                    path.display()
+                )
+            })
+    }
+    check::<burn::store::ModuleRecord>(dir, RECORDS[0], epoch)?;
+    check::<burn::optim::OptimizerRecord>(dir, RECORDS[1], epoch)?;
+    check::<burn::optim::lr_scheduler::LrSchedulerRecord>(dir, RECORDS[2], epoch)
+}
+
 /// Reads the training state of `epoch`.
 pub fn load_state(dir: &Path, epoch: usize) -> Result<TrainingState> {
     let path = state_path(dir, epoch);
@@ -187,6 +206,11 @@ mod tests {
         );
         let s = load_state(d, 3).unwrap();
         assert_eq!((s.window_batches, s.skip_flags), (3, vec![false, true]));
+        let err = format!("{:#}", verify_records(d, 3).unwrap_err());
+        assert!(
+            err.contains("model-3.bpk") && err.contains("corrupt"),
+            "a garbage record is named: {err}"
+        );
         std::fs::write(state_path(d, 3), b"{ not json").unwrap();
         let err = format!("{:#}", load_state(d, 3).unwrap_err());
         assert!(

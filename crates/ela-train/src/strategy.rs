@@ -13,11 +13,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use burn::data::dataloader::{DataLoaderIterator, Progress};
 use burn::prelude::*;
 use burn::train::{
-    ClassificationOutput, EventProcessorTraining, InferenceStep, Learner, LearnerEvent,
-    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainOutput,
-    TrainingComponents, TrainingItem, ValidLoader,
+    ClassificationOutput, EventProcessorTraining, InferenceStep, Interrupter, Learner,
+    LearnerEvent, SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader,
+    TrainOutput, TrainingComponents, TrainingItem, ValidLoader,
 };
 use ela_prune::{PruneMethod, PruningSchedule, SkipMask, StageLayout};
 
@@ -202,50 +203,44 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             // The first step of the epoch whose loss was NaN or infinite, tracked on the device
             // (NO_BAD_STEP while there is none): no read-back per step.
             let mut first_bad: Option<Tensor<1>> = None;
-            let mut iterator = dl_train.iter();
-            let mut iteration = 0;
-            while let Some(batch) = iterator.next() {
-                let batch = match batch {
-                    Ok(batch) => batch,
-                    Err(err) => {
-                        interrupter.fail(err);
-                        break;
-                    }
-                };
-                iteration += 1;
-                let progress = iterator.progress();
-                let TrainOutput { grads, mut item } = learner.train_step(batch);
-                learner.lr_step();
-                learner.optimizer_step(grads);
-                totals.add(&item.classification);
-                let bad = item
-                    .classification
-                    .loss
-                    .clone()
-                    .without_autodiff()
-                    .is_finite()
-                    .bool_not()
-                    .float();
-                let step = bad.clone() * iteration as f64 + (bad.neg() + 1.0) * NO_BAD_STEP;
-                first_bad = Some(match first_bad.take() {
-                    Some(f) => f.min_pair(step),
-                    None => step,
-                });
-                if let Some((s, _)) = item.scores.take() {
-                    scores = Some(match scores.take() {
-                        Some(acc) => acc + s,
-                        None => s,
+            each_batch(
+                dl_train.iter(),
+                &interrupter,
+                |batch, progress, iteration| {
+                    let TrainOutput { grads, mut item } = learner.train_step(batch);
+                    learner.lr_step();
+                    learner.optimizer_step(grads);
+                    totals.add(&item.classification);
+                    let bad = item
+                        .classification
+                        .loss
+                        .clone()
+                        .without_autodiff()
+                        .is_finite()
+                        .bool_not()
+                        .float();
+                    let step = bad.clone() * iteration as f64 + (bad.neg() + 1.0) * NO_BAD_STEP;
+                    first_bad = Some(match first_bad.take() {
+                        Some(f) => f.min_pair(step),
+                        None => step,
                     });
-                    batches += 1;
-                }
-                let item =
-                    TrainingItem::new(item, progress, Some(iteration), Some(learner.lr_current()));
-                interrupter
-                    .fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
-                if interrupter.should_stop() {
-                    break;
-                }
-            }
+                    if let Some((s, _)) = item.scores.take() {
+                        scores = Some(match scores.take() {
+                            Some(acc) => acc + s,
+                            None => s,
+                        });
+                        batches += 1;
+                    }
+                    let item = TrainingItem::new(
+                        item,
+                        progress,
+                        Some(iteration),
+                        Some(learner.lr_current()),
+                    );
+                    interrupter
+                        .fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
+                },
+            );
             let (train_loss, train_acc) = totals.read();
             let train_seconds = epoch_start.elapsed().as_secs_f64();
             let bad_step = first_bad.map_or(NO_BAD_STEP, |t| t.into_scalar::<f32>() as f64);
@@ -280,27 +275,17 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             }));
             let model = learner.model().valid();
             let mut totals = SplitTotals::new();
-            let mut iterator = dl_valid.iter();
-            let mut iteration = 0;
-            while let Some(batch) = iterator.next() {
-                let batch = match batch {
-                    Ok(batch) => batch,
-                    Err(err) => {
-                        interrupter.fail(err);
-                        break;
-                    }
-                };
-                iteration += 1;
-                let progress = iterator.progress();
-                let out = InferenceStep::step(&model, batch);
-                totals.add(&out);
-                let item = TrainingItem::new(out, progress, Some(iteration), None);
-                interrupter
-                    .fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
-                if interrupter.should_stop() {
-                    break;
-                }
-            }
+            each_batch(
+                dl_valid.iter(),
+                &interrupter,
+                |batch, progress, iteration| {
+                    let out = InferenceStep::step(&model, batch);
+                    totals.add(&out);
+                    let item = TrainingItem::new(out, progress, Some(iteration), None);
+                    interrupter
+                        .fail_on_error(processor.process_valid(LearnerEvent::ProcessedItem(item)));
+                },
+            );
             let (test_loss, test_acc) = totals.read();
             interrupter.fail_on_error(processor.process_valid(LearnerEvent::EndSplit(epoch)));
             interrupter.fail_on_error(processor.process_train(LearnerEvent::EndEpoch(epoch)));
@@ -381,6 +366,32 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             p.probe.set_collecting(false);
         }
         (learner.model(), processor)
+    }
+}
+
+/// Feeds every batch of `iterator` to `step`, with the loader's progress and the 1-based
+/// iteration, until the loader ends, a batch fails to load (recorded on the interrupter) or the
+/// interrupter says stop.
+fn each_batch<I>(
+    mut iterator: Box<dyn DataLoaderIterator<I> + '_>,
+    interrupter: &Interrupter,
+    mut step: impl FnMut(I, Progress, usize),
+) {
+    let mut iteration = 0;
+    while let Some(batch) = iterator.next() {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(err) => {
+                interrupter.fail(err);
+                break;
+            }
+        };
+        iteration += 1;
+        let progress = iterator.progress();
+        step(batch, progress, iteration);
+        if interrupter.should_stop() {
+            break;
+        }
     }
 }
 

@@ -16,7 +16,9 @@ use ela_prune::{EbqmParams, KlDirection, Mapping, PruneMethod, PruningSchedule, 
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{self, Backend};
-use crate::checkpoint::{AtomicCheckpointer, KEEP, RECORDS, latest_complete, load_state};
+use crate::checkpoint::{
+    AtomicCheckpointer, KEEP, RECORDS, latest_complete, load_state, verify_records,
+};
 use crate::cifar;
 use crate::data::{EpochClock, EpochShuffled, ImageBatcher, Mnist, Normalization, Splits};
 use crate::lr::{EpochSchedule, ScheduleKind};
@@ -593,6 +595,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
                 out.display()
             );
         }
+        verify_records(&checkpoints, k)?;
         Some(load_state(&checkpoints, k)?)
     } else {
         None
