@@ -39,6 +39,9 @@ enum Task {
     /// Training-step time of none / MRLA-L / MRLA-B / ELA, interleaved in one process.
     #[command(disable_help_flag = true)]
     Bench(PassThrough),
+    /// Images per second of the CIFAR input pipeline, per loader worker count.
+    #[command(disable_help_flag = true)]
+    BenchData(PassThrough),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +58,7 @@ fn main() -> Result<()> {
         Task::Forward(a) => ("forward", a.args),
         Task::Fetch(a) => ("fetch", a.args),
         Task::Bench(a) => ("bench", a.args),
+        Task::BenchData(a) => ("bench-data", a.args),
     };
     let backend = ela::backend_of(&args)?;
     let binary = ela::build(backend)?;

@@ -279,6 +279,108 @@ impl BenchReport {
     }
 }
 
+/// What `ela bench-data` measures: the CIFAR training input pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct DataBenchConfig {
+    /// CIFAR directory (`data/cifar10` after `cargo xtask fetch cifar10`); default: random
+    /// images of CIFAR's size, which cost the pipeline exactly as much.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Images per measurement (random images only).
+    #[arg(long, default_value_t = 20_000)]
+    pub images: usize,
+    /// Loader worker counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub workers: Vec<usize>,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+}
+
+/// Images per second of one configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataBenchRow {
+    /// What was measured.
+    pub stage: String,
+    /// Loader workers (0: on the calling thread).
+    pub workers: usize,
+    /// Images per second.
+    pub images_per_second: f64,
+}
+
+/// Measures the CIFAR pipeline: the augmentation alone, then a full epoch of the loader
+/// (shuffle, pad-and-crop, flip, normalization into a `[B, 3, 32, 32]` tensor) per worker count.
+pub fn run_data(config: &DataBenchConfig) -> Result<Vec<DataBenchRow>> {
+    use burn::data::dataloader::DataLoaderBuilder;
+    use burn::data::dataset::Dataset;
+
+    use crate::cifar::{Augmented, CifarKind, IMAGE_BYTES, channel_stats, load};
+    use crate::data::{EpochClock, EpochShuffled, ImageBatcher, ImageSet};
+
+    if config.batch_size == 0 || config.images == 0 {
+        bail!("--batch-size and --images must be at least 1");
+    }
+    let set = match &config.data_dir {
+        Some(dir) => load(dir, CifarKind::Cifar10)?.train,
+        None => {
+            let mut state = 0x2545_f491_4f6c_dd1du64;
+            let pixels = (0..config.images * IMAGE_BYTES)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let labels = (0..config.images).map(|i| (i % 10) as u8).collect();
+            ImageSet::new(pixels, labels, [3, 32, 32], 10)
+        }
+    };
+    let n = set.len();
+    let norm = channel_stats(&set);
+    let device = Device::flex();
+    let clock = EpochClock::new();
+    let mut rows = Vec::new();
+
+    let augmented = Augmented::new(set.clone(), 4, 0, clock.clone());
+    let start = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(augmented.get(i)?);
+    }
+    rows.push(DataBenchRow {
+        stage: "pad-crop-flip only".into(),
+        workers: 0,
+        images_per_second: n as f64 / start.elapsed().as_secs_f64(),
+    });
+
+    for &workers in &config.workers {
+        let loader = DataLoaderBuilder::new(ImageBatcher::new([3, 32, 32], norm.clone()))
+            .batch_size(config.batch_size)
+            .num_workers(workers)
+            .set_device(device.clone())
+            .build(EpochShuffled::new(
+                Augmented::new(set.clone(), 4, 0, clock.clone()),
+                n,
+                0,
+                clock.clone(),
+            ));
+        let start = Instant::now();
+        let mut seen = 0;
+        for batch in loader.iter() {
+            seen += batch?.targets.dims()[0];
+        }
+        if seen != n {
+            bail!("the loader returned {seen} of {n} images");
+        }
+        rows.push(DataBenchRow {
+            stage: "loader epoch (shuffle, augment, normalize, batch)".into(),
+            workers,
+            images_per_second: n as f64 / start.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

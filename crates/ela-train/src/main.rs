@@ -8,7 +8,7 @@ use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use ela_model::ElaResNetConfig;
 use ela_train::backend::{self, Backend};
-use ela_train::bench::{self, BenchConfig};
+use ela_train::bench::{self, BenchConfig, DataBenchConfig};
 use ela_train::fetch::{FetchName, Fetched, fetch};
 use ela_train::train::{Method, PruneArgs, TrainConfig, resume, train};
 use serde_json::{Value, json};
@@ -39,6 +39,8 @@ enum Command {
     Fetch(FetchArgs),
     /// Training-step time of none / MRLA-L / MRLA-B / ELA, interleaved in one process.
     Bench(BenchConfig),
+    /// Images per second of the CIFAR input pipeline, per loader worker count.
+    BenchData(DataBenchConfig),
 }
 
 #[derive(clap::Args)]
@@ -131,6 +133,7 @@ fn main() {
         Command::Forward(args) => forward(&args),
         Command::Fetch(args) => run_fetch(&args),
         Command::Bench(config) => run_bench(&config),
+        Command::BenchData(config) => run_bench_data(&config),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
@@ -144,6 +147,17 @@ fn run_bench(config: &BenchConfig) -> Result<()> {
     if let Some(path) = &config.json {
         ela_train::run::write_json(path, &report)?;
         println!("written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_bench_data(config: &DataBenchConfig) -> Result<()> {
+    println!("| stage | workers | images/s |\n|---|---|---|");
+    for row in bench::run_data(config)? {
+        println!(
+            "| {} | {} | {:.0} |",
+            row.stage, row.workers, row.images_per_second
+        );
     }
     Ok(())
 }
