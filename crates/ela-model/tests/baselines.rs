@@ -12,15 +12,12 @@ use ela_model::{ALL_ATTENTION, AttentionKind, ElaResNet, ElaResNetConfig};
 
 const FIXTURE: &str = "baselines_r20.safetensors";
 
-const BASELINES: [AttentionKind; 7] = [
-    AttentionKind::Se,
-    AttentionKind::Eca,
-    AttentionKind::Cbam,
-    AttentionKind::Bam,
-    AttentionKind::BamBlock,
-    AttentionKind::Gc,
-    AttentionKind::Dia,
-];
+/// Every attention option except layer attention and the plain ResNet.
+fn baselines() -> impl Iterator<Item = AttentionKind> {
+    ALL_ATTENTION
+        .into_iter()
+        .filter(|k| *k != AttentionKind::None && !k.is_layer_attention())
+}
 
 fn model(depth: usize, classes: usize, kind: AttentionKind, device: &Device) -> ElaResNet {
     ElaResNetConfig::new(depth, classes)
@@ -105,8 +102,13 @@ fn parameter_counts_follow_the_equations_and_table_1() {
             [(0.27, 0.29), (0.73, 0.75), (1.42, 1.45)],
         ),
     ];
+    assert_eq!(
+        baselines().count(),
+        7,
+        "SE, ECA, CBAM, BAM, BAM-block, GC, DIA"
+    );
     for (i, &(depth, c10, c100)) in plain.iter().enumerate() {
-        for kind in BASELINES {
+        for kind in baselines() {
             let got10 = model(depth, 10, kind, &device).parameter_count();
             let got100 = model(depth, 100, kind, &device).parameter_count();
             assert_eq!(
@@ -151,7 +153,7 @@ fn baselines_match_the_numpy_reference() {
         TensorData::new(x, [shape[0], shape[1], shape[2], shape[3]]),
         &device,
     );
-    for kind in BASELINES {
+    for kind in baselines() {
         let mut m = model(20, 10, kind, &device);
         let report = m.load_safetensors(&fixture(FIXTURE), false).unwrap();
         assert!(

@@ -315,7 +315,7 @@ pub fn run_data(config: &DataBenchConfig) -> Result<Vec<DataBenchRow>> {
     use burn::data::dataset::Dataset;
 
     use crate::cifar::{Augmented, CifarKind, IMAGE_BYTES, channel_stats, load};
-    use crate::data::{EpochClock, EpochShuffled, ImageBatcher, ImageSet};
+    use crate::data::{EpochClock, EpochShuffled, ImageBatcher, ImageSet, splitmix};
 
     if config.batch_size == 0 || config.images == 0 {
         bail!("--batch-size and --images must be at least 1");
@@ -323,14 +323,8 @@ pub fn run_data(config: &DataBenchConfig) -> Result<Vec<DataBenchRow>> {
     let set = match &config.data_dir {
         Some(dir) => load(dir, CifarKind::Cifar10)?.train,
         None => {
-            let mut state = 0x2545_f491_4f6c_dd1du64;
             let pixels = (0..config.images * IMAGE_BYTES)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
+                .map(|i| splitmix(i as u64) as u8)
                 .collect();
             let labels = (0..config.images).map(|i| (i % 10) as u8).collect();
             ImageSet::new(pixels, labels, [3, 32, 32], 10)

@@ -11,7 +11,7 @@ use burn::optim::{SgdConfig, decay::WeightDecayConfig};
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
-use ela_model::{AttentionKind, ElaResNetConfig, SkipMode};
+use ela_model::{ALL_ATTENTION, AttentionKind, ElaResNetConfig, SkipMode};
 use ela_prune::{EbqmParams, KlDirection, Mapping, PruneMethod, PruningSchedule, SchedulePreset};
 use serde::{Deserialize, Serialize};
 
@@ -27,48 +27,34 @@ use crate::renderer::BarRenderer;
 use crate::run::{PruningRecord, RunDir, git_revision, write_json};
 use crate::strategy::{Pruner, PruningStrategy};
 
-/// The attention of a run: the model's, plus whether ELA prunes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// The attention of a run: ELA (MRLA-B whose redundant retrievals are pruned at the window
+/// ends), or any of the model's [`AttentionKind`]s, never pruned. On the command line and in
+/// files: `ela` or the attention's name (`none`, `mrla-b`, `se`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// Plain ResNet.
-    None,
-    /// MRLA-B, never pruned.
-    MrlaB,
-    /// MRLA-L.
-    MrlaL,
-    /// ELA: MRLA-B whose redundant retrievals are pruned at the window ends.
+    /// ELA.
     Ela,
-    /// Squeeze-and-Excitation (baseline).
-    Se,
-    /// Efficient Channel Attention (baseline).
-    Eca,
-    /// CBAM (baseline).
-    Cbam,
-    /// BAM after stages 1 and 2 (baseline, the BAM paper's placement).
-    Bam,
-    /// BAM in every block (baseline, the placement of the ELA paper's Table 1).
-    BamBlock,
-    /// Global Context (baseline).
-    Gc,
-    /// DIA, one LSTM cell per stage (baseline).
-    Dia,
+    /// A model attention, trained as it is.
+    Model(AttentionKind),
 }
+
+/// Every [`Method`]: ELA, then every attention of the model crate.
+const METHODS: [Method; ALL_ATTENTION.len() + 1] = {
+    let mut out = [Method::Ela; ALL_ATTENTION.len() + 1];
+    let mut i = 0;
+    while i < ALL_ATTENTION.len() {
+        out[i + 1] = Method::Model(ALL_ATTENTION[i]);
+        i += 1;
+    }
+    out
+};
 
 impl Method {
     /// The model's attention.
     pub fn attention(self) -> AttentionKind {
         match self {
-            Self::None => AttentionKind::None,
-            Self::MrlaB | Self::Ela => AttentionKind::MrlaB,
-            Self::MrlaL => AttentionKind::MrlaL,
-            Self::Se => AttentionKind::Se,
-            Self::Eca => AttentionKind::Eca,
-            Self::Cbam => AttentionKind::Cbam,
-            Self::Bam => AttentionKind::Bam,
-            Self::BamBlock => AttentionKind::BamBlock,
-            Self::Gc => AttentionKind::Gc,
-            Self::Dia => AttentionKind::Dia,
+            Self::Ela => AttentionKind::MrlaB,
+            Self::Model(kind) => kind,
         }
     }
 
@@ -76,8 +62,34 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Self::Ela => "ela",
-            other => other.attention().name(),
+            Self::Model(kind) => kind.name(),
         }
+    }
+}
+
+impl clap::ValueEnum for Method {
+    fn value_variants<'a>() -> &'a [Self] {
+        &METHODS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        METHODS
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown attention '{name}'")))
     }
 }
 
