@@ -42,6 +42,12 @@ enum Task {
     /// Images per second of the CIFAR input pipeline, per loader worker count.
     #[command(disable_help_flag = true)]
     BenchData(PassThrough),
+    /// Write report.md with PNG figures of one or more run directories.
+    #[command(disable_help_flag = true)]
+    Report(PassThrough),
+    /// Run every row of a paper table (experiments/TABLE) for several seeds; results table.
+    #[command(disable_help_flag = true)]
+    Reproduce(PassThrough),
 }
 
 #[derive(clap::Args)]
@@ -59,6 +65,8 @@ fn main() -> Result<()> {
         Task::Fetch(a) => ("fetch", a.args),
         Task::Bench(a) => ("bench", a.args),
         Task::BenchData(a) => ("bench-data", a.args),
+        Task::Report(a) => ("report", a.args),
+        Task::Reproduce(a) => ("reproduce", a.args),
     };
     let backend = ela::backend_of(&args)?;
     let binary = ela::build(backend)?;

@@ -227,6 +227,31 @@ impl PruneMethod {
         }
     }
 
+    /// The mapped value of one normalized score `s` ∈ [0, 1], for methods whose mapping is a
+    /// fixed curve: the Beta CDF (EBQM), the Gamma and Exponential CDFs, and the identity
+    /// (threshold). `None` for mappings that depend on the whole set S (Normal and Sigmoid
+    /// z-score it, Softmax normalizes over it) and for `fixed`, which maps nothing.
+    pub fn curve(&self, s: f64) -> Option<f64> {
+        match *self {
+            Self::Ebqm(p) => Some(beta_reg(p.alpha, p.beta, s)),
+            Self::Threshold { .. } => Some(s),
+            Self::QuantileMap {
+                mapping: mapping @ (Mapping::Gamma { .. } | Mapping::Exponential { .. }),
+                ..
+            } => mapping.map(&[s]).first().copied(),
+            Self::QuantileMap { .. } | Self::Fixed { .. } => None,
+        }
+    }
+
+    /// The threshold τ on the mapped (or normalized) value, for methods that have one.
+    pub fn tau(&self) -> Option<f64> {
+        match *self {
+            Self::Ebqm(p) => Some(p.tau),
+            Self::Threshold { tau } | Self::QuantileMap { tau, .. } => Some(tau),
+            Self::Fixed { .. } => None,
+        }
+    }
+
     /// Decides which blocks to skip from one window's scores.
     ///
     /// `scores[i]` is block i's averaged redundancy score, `None` for blocks that have none
@@ -367,6 +392,45 @@ mod tests {
 
     fn ebqm(alpha: f64, beta: f64, tau: f64, q: f64) -> PruneMethod {
         PruneMethod::Ebqm(EbqmParams::new(alpha, beta, tau, q).unwrap())
+    }
+
+    #[test]
+    fn the_plotted_curve_is_the_mapping_decide_applies() {
+        let scores: Vec<Option<f64>> =
+            [None, Some(0.9), Some(0.1), Some(0.4), Some(0.2), Some(0.3)]
+                .into_iter()
+                .collect();
+        let methods = [
+            ebqm(5.0, 1.0, 0.3, 0.8),
+            ebqm(2.0, 5.0, 0.25, 0.8),
+            PruneMethod::threshold(0.3).unwrap(),
+            PruneMethod::quantile_map(
+                Mapping::Gamma {
+                    shape: 2.0,
+                    scale: 0.5,
+                },
+                0.3,
+                0.8,
+            )
+            .unwrap(),
+            PruneMethod::quantile_map(Mapping::Exponential { rate: 3.0 }, 0.3, 0.8).unwrap(),
+        ];
+        for m in methods {
+            let d = m.decide(&scores).unwrap();
+            let mut checked = 0;
+            for (s, mapped) in d.normalized.iter().zip(&d.mapped) {
+                if let Some(s) = s {
+                    let want = mapped.unwrap_or(*s);
+                    assert!((m.curve(*s).unwrap() - want).abs() < 1e-12, "{m:?} at {s}");
+                    checked += 1;
+                }
+            }
+            assert!(checked >= 3, "{m:?}");
+            assert!(m.tau().is_some());
+        }
+        let set_dependent = PruneMethod::quantile_map(Mapping::Sigmoid, 0.3, 0.5).unwrap();
+        assert_eq!(set_dependent.curve(0.5), None);
+        assert_eq!(PruneMethod::Fixed { k: 1 }.tau(), None);
     }
 
     #[test]

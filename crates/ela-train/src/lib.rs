@@ -1,5 +1,6 @@
 //! Training ELA ResNets on Burn's `Learner`.
 //!
+//! - [`attention`]: per-stage attention maps averaged over a validation pass.
 //! - [`bench`]: training-step time of the attention variants, interleaved in one process.
 //! - [`config`]: TOML config files as flags (`ela train --config FILE`).
 //! - [`data`]: the MNIST IDX reader and the embedded MNIST sample, dataset and batcher.
@@ -9,9 +10,12 @@
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
 //! - [`strategy`]: the custom learning strategy that is ELA's pruning step.
 //! - [`lr`]: multi-step and cosine schedules (SPEC §4).
+//! - [`report`]: `report.md` with PNG figures of runs and their pruning decisions.
+//! - [`reproduce`]: every row of a paper table, several seeds, mean ± std next to the paper.
 //! - [`run`]: the run directory (config, metrics, `pruning.json`), written atomically.
 //! - [`train`]: one call from a [`train::TrainConfig`] to a finished run.
 
+pub mod attention;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
@@ -22,6 +26,8 @@ pub mod fetch;
 pub mod lr;
 pub mod model;
 pub mod renderer;
+pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod strategy;
 pub mod train;

@@ -10,6 +10,8 @@ use ela_model::ElaResNetConfig;
 use ela_train::backend::{self, Backend};
 use ela_train::bench::{self, BenchConfig, DataBenchConfig};
 use ela_train::fetch::{FetchName, Fetched, fetch};
+use ela_train::report::{Run, write_report};
+use ela_train::reproduce::{ReproduceArgs, reproduce};
 use ela_train::train::{Method, PruneArgs, TrainConfig, resume, train};
 use serde_json::{Value, json};
 
@@ -41,6 +43,20 @@ enum Command {
     Bench(BenchConfig),
     /// Images per second of the CIFAR input pipeline, per loader worker count.
     BenchData(DataBenchConfig),
+    /// Write report.md with PNG figures (curves, KL heatmap, mapping, attention maps) of runs.
+    Report(ReportArgs),
+    /// Run every row of a paper table for several seeds; write experiments/results/TABLE.md.
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Run directories; with several, the report compares them.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Report directory (default: `report` inside the first run directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +150,10 @@ fn main() {
         Command::Fetch(args) => run_fetch(&args),
         Command::Bench(config) => run_bench(&config),
         Command::BenchData(config) => run_bench_data(&config),
+        Command::Report(args) => run_report(&args),
+        Command::Reproduce(args) => {
+            reproduce(&args).map(|out| println!("results: {}", out.display()))
+        }
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
@@ -162,6 +182,25 @@ fn run_bench_data(config: &DataBenchConfig) -> Result<()> {
     Ok(())
 }
 
+fn run_report(args: &ReportArgs) -> Result<()> {
+    let runs = args
+        .runs
+        .iter()
+        .map(|d| Run::load(d))
+        .collect::<Result<Vec<_>>>()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.runs[0].join("report"));
+    let report = write_report(&runs, &out)?;
+    println!(
+        "report: {} ({} figures)",
+        report.markdown.display(),
+        report.figures.len()
+    );
+    Ok(())
+}
+
 fn run_fetch(args: &FetchArgs) -> Result<()> {
     let source = args.dataset.source(args.mirror.as_deref());
     match fetch(&source, &args.dir, true)? {
@@ -179,6 +218,9 @@ fn run_train(config: &TrainConfig) -> Result<()> {
     println!("skipped blocks: {:?}", s.skipped);
     println!("test accuracy: {:.2}%", s.test_acc);
     println!("run directory: {}", s.run_dir.display());
+    if let Some(report) = &s.report {
+        println!("report: {}", report.display());
+    }
     Ok(())
 }
 

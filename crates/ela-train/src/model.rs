@@ -126,6 +126,25 @@ impl TrainStep for ElaClassifier {
     }
 }
 
+impl ElaClassifier {
+    /// An inference step that also returns each block's attention weights (MRLA-B), or none.
+    pub fn evaluate(
+        &self,
+        batch: ImageBatch,
+        attention: bool,
+    ) -> (ClassificationOutput, Vec<Option<Tensor<4>>>) {
+        if !attention {
+            return (InferenceStep::step(self, batch), Vec::new());
+        }
+        let out = self.net.forward_with_attention(batch.images);
+        let loss = self.loss(out.logits.clone(), batch.targets.clone());
+        (
+            ClassificationOutput::new(loss, out.logits, batch.targets),
+            out.attention,
+        )
+    }
+}
+
 impl InferenceStep for ElaClassifier {
     type Input = ImageBatch;
     type Output = ClassificationOutput;

@@ -8,11 +8,32 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::attention::AttentionRecord;
+
+/// Per-epoch attention maps of layer-attention (MRLA-B, ELA) runs.
+pub const ATTENTION_FILE: &str = "attention.json";
+
+/// Reads `attention.json`, naming the file in any error.
+pub fn read_attention(path: &Path) -> Result<Vec<AttentionRecord>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid attention log", path.display()))
+}
+
 /// Writes `bytes` to `path` atomically: a temporary sibling, fsync, then rename over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    // Temporary files are created private (0600); run files are ordinary files (0644).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+    }
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -137,6 +158,7 @@ pub struct PruningRecord {
 pub struct RunDir {
     root: PathBuf,
     metrics: Vec<EpochMetrics>,
+    attention: Vec<AttentionRecord>,
 }
 
 impl RunDir {
@@ -157,21 +179,40 @@ impl RunDir {
         Ok(Self {
             root: root.to_path_buf(),
             metrics: Vec::new(),
+            attention: Vec::new(),
         })
     }
 
     /// Reopens a run directory to continue it with the metrics of its epochs so far (a resumed
-    /// run); `metrics.csv` is rewritten with exactly these rows.
+    /// run); `metrics.csv` and `attention.json` are rewritten with exactly these epochs.
     pub fn reopen(root: &Path, metrics: Vec<EpochMetrics>) -> Result<Self> {
         if !root.join("config.json").exists() {
             anyhow::bail!("{} holds no run (no config.json)", root.display());
         }
+        let last = metrics.last().map_or(0, |m| m.epoch);
+        let path = root.join(ATTENTION_FILE);
+        let mut attention = if path.exists() {
+            read_attention(&path)?
+        } else {
+            Vec::new()
+        };
+        attention.retain(|a| a.epoch <= last);
         let run = Self {
             root: root.to_path_buf(),
             metrics,
+            attention,
         };
         run.write_metrics()?;
+        if path.exists() {
+            write_json(&path, &run.attention)?;
+        }
         Ok(run)
+    }
+
+    /// Appends a validation pass's attention maps and rewrites `attention.json` atomically.
+    pub fn record_attention(&mut self, record: AttentionRecord) -> Result<()> {
+        self.attention.push(record);
+        write_json(&self.file(ATTENTION_FILE), &self.attention)
     }
 
     /// The directory.

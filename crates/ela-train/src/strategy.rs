@@ -16,12 +16,14 @@ use std::time::Instant;
 use burn::data::dataloader::{DataLoaderIterator, Progress};
 use burn::prelude::*;
 use burn::train::{
-    ClassificationOutput, EventProcessorTraining, InferenceStep, Interrupter, Learner,
-    LearnerEvent, SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader,
-    TrainOutput, TrainingComponents, TrainingItem, ValidLoader,
+    ClassificationOutput, EventProcessorTraining, Interrupter, Learner, LearnerEvent,
+    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainOutput,
+    TrainingComponents, TrainingItem, ValidLoader,
 };
+use ela_model::AttentionKind;
 use ela_prune::{PruneMethod, PruningSchedule, SkipMask, StageLayout};
 
+use crate::attention::AttentionAccumulator;
 use crate::checkpoint::{TrainingState, save_state};
 use crate::data::EpochClock;
 use crate::model::{ElaClassifier, ScoreProbe};
@@ -275,11 +277,16 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             }));
             let model = learner.model().valid();
             let mut totals = SplitTotals::new();
+            // Layer-attention runs also average each block's attention weights (the report's
+            // attention maps); the weights are computed by the forward pass anyway.
+            let maps = model.net.attention() == AttentionKind::MrlaB;
+            let mut attention = AttentionAccumulator::new(model.net.skip_flags().len());
             each_batch(
                 dl_valid.iter(),
                 &interrupter,
                 |batch, progress, iteration| {
-                    let out = InferenceStep::step(&model, batch);
+                    let (out, weights) = model.evaluate(batch, maps);
+                    attention.add(&weights);
                     totals.add(&out);
                     let item = TrainingItem::new(out, progress, Some(iteration), None);
                     interrupter
@@ -287,6 +294,16 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 },
             );
             let (test_loss, test_acc) = totals.read();
+            if maps {
+                let net = &model.net;
+                let record =
+                    attention.finish(&net.layout(), &net.skip_flags(), net.skip_mode(), epoch);
+                if let Err(err) = state.run.record_attention(record) {
+                    let reason = format!("recording the attention maps of epoch {epoch}: {err:#}");
+                    interrupter.stop(Some(&reason));
+                    state.error = Some(reason);
+                }
+            }
             interrupter.fail_on_error(processor.process_valid(LearnerEvent::EndSplit(epoch)));
             interrupter.fail_on_error(processor.process_train(LearnerEvent::EndEpoch(epoch)));
             interrupter.fail_on_error(processor.flush());

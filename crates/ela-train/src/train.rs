@@ -411,6 +411,9 @@ pub struct RunSummary {
     pub train_seconds: Vec<f64>,
     /// Total wall seconds.
     pub total_seconds: f64,
+    /// The run's `report.md`, when it could be drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<PathBuf>,
 }
 
 fn utc_stamp() -> String {
@@ -856,7 +859,20 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         skipped,
         train_seconds: metrics.iter().map(|m| m.train_seconds).collect(),
         total_seconds: started.elapsed().as_secs_f64(),
+        report: None,
     };
     write_json(&run_path.join("summary.json"), &summary)?;
-    Ok(summary)
+    // The run's results are saved; a report that cannot be drawn is a warning, not a failure.
+    let report = crate::report::Run::load(&run_path)
+        .and_then(|run| crate::report::write_report(&[run], &run_path.join("report")));
+    match report {
+        Ok(report) => Ok(RunSummary {
+            report: Some(report.markdown),
+            ..summary
+        }),
+        Err(err) => {
+            eprintln!("warning: no report written: {err:#}");
+            Ok(summary)
+        }
+    }
 }

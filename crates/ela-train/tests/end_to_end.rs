@@ -118,6 +118,57 @@ fn ela_learns_mnist_and_records_its_pruning_decisions() {
         flags, record.final_mask,
         "the saved weights carry the skip flags"
     );
+
+    // Attention maps: one validation pass per epoch, each attending block's row a
+    // distribution over exactly the blocks in its memory (full mode: skipped blocks are not).
+    let maps = ela_train::run::read_attention(&out.join("attention.json")).unwrap();
+    assert_eq!(
+        maps.iter().map(|m| m.epoch).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(
+        maps[0].skipped.is_empty(),
+        "epoch 1 validates before any decision"
+    );
+    assert_eq!(maps[2].skipped, summary.skipped);
+    for map in &maps {
+        let mut index = 0;
+        for stage in &map.stages {
+            assert_eq!(stage.len(), 3);
+            for (p, row) in stage.iter().enumerate() {
+                let skipped = map.skipped.contains(&index);
+                assert_eq!(row.is_none(), skipped, "epoch {} block {index}", map.epoch);
+                if let Some(row) = row {
+                    let sum: f64 = row.iter().flatten().sum();
+                    assert!(
+                        (sum - 1.0).abs() < 1e-4,
+                        "block {index}: weights sum to {sum}"
+                    );
+                    for (j, w) in row.iter().enumerate() {
+                        let in_memory = j <= p && !map.skipped.contains(&(index - p + j));
+                        assert_eq!(w.is_some(), in_memory, "block {index}, column {j}");
+                    }
+                }
+                index += 1;
+            }
+        }
+    }
+
+    // The report, written at the end of the run.
+    let report = summary.report.expect("a report was written");
+    let md = std::fs::read_to_string(&report).unwrap();
+    for figure in [
+        "curves.png",
+        "kl.png",
+        "mapping.png",
+        "attention-stage1.png",
+    ] {
+        assert!(
+            md.contains(&format!("]({figure})")),
+            "{figure} missing from:\n{md}"
+        );
+        assert!(report.with_file_name(figure).is_file(), "{figure}");
+    }
 }
 
 #[test]

@@ -1,0 +1,187 @@
+//! `ela reproduce`: which runs a table asks for, what a smoke run trains, that finished runs are
+//! not trained again, and the results table computed from the runs' summaries.
+
+use std::path::Path;
+
+use ela_train::backend::Backend;
+use ela_train::reproduce::{
+    ReproduceArgs, RunState, Scale, reproduce, rows, run_config, run_state,
+};
+use ela_train::train::{DatasetName, Method, RunSummary};
+
+fn experiments(root: &Path) -> std::path::PathBuf {
+    let dir = root.join("experiments");
+    let table = dir.join("table4");
+    std::fs::create_dir_all(&table).unwrap();
+    std::fs::write(
+        table.join("cifar100-resnet56-ebqm.toml"),
+        "dataset = \"cifar100\"\ndepth = 56\nattention = \"ela\"\nprune-method = \"ebqm\"\n\
+         [paper]\ntable = \"4\"\ntop1 = 74.31\ntop1_std = 0.24\n",
+    )
+    .unwrap();
+    std::fs::write(
+        table.join("cifar100-resnet20-fixed.toml"),
+        "dataset = \"cifar100\"\ndepth = 20\nattention = \"ela\"\nprune-method = \"fixed\"\nk = 3\n\
+         [paper]\ntable = \"4\"\ntop1 = 73.79\n",
+    )
+    .unwrap();
+    std::fs::write(table.join("notes.md"), "not a config").unwrap();
+    dir
+}
+
+fn args(root: &Path) -> ReproduceArgs {
+    ReproduceArgs {
+        table: "4".into(),
+        rows: Vec::new(),
+        runs: 3,
+        seed: 10,
+        scale: Scale::Smoke,
+        backend: Backend::Cpu,
+        experiments: experiments(root),
+        runs_dir: root.join("runs"),
+        results: root.join("results"),
+        dry_run: false,
+    }
+}
+
+fn finish(dir: &Path, seed: u64, acc: f64, skipped: Vec<usize>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let s = RunSummary {
+        run_dir: dir.to_path_buf(),
+        git_revision: "test".into(),
+        seed,
+        device: "cpu".into(),
+        parameters: 1,
+        test_acc: acc,
+        test_loss: 0.1,
+        skipped,
+        train_seconds: vec![2.0, 4.0],
+        total_seconds: 7.0,
+        report: None,
+    };
+    ela_train::run::write_json(&dir.join("summary.json"), &s).unwrap();
+}
+
+#[test]
+fn smoke_runs_train_the_embedded_sample_at_capped_depth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = args(tmp.path());
+    let (table, rows) = rows(&a.experiments, "4").unwrap();
+    assert_eq!(table, "table4");
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["cifar100-resnet20-fixed", "cifar100-resnet56-ebqm"]);
+    assert_eq!(rows[1].paper.top1, Some(74.31));
+    assert_eq!(rows[1].paper.top1_std, Some(0.24));
+
+    let out = tmp.path().join("run");
+    let smoke = run_config(&rows[1], 11, Scale::Smoke, Backend::Cpu, &out).unwrap();
+    assert_eq!(smoke.dataset, DatasetName::Mnist);
+    assert_eq!(
+        smoke.depth, 29,
+        "ResNet-56 is trained as ResNet-29 at smoke scale"
+    );
+    assert_eq!(smoke.attention, Method::Ela);
+    assert_eq!(smoke.resolved_epochs(), 3);
+    assert_eq!(smoke.seed, 11);
+    assert_eq!(smoke.out.as_deref(), Some(out.as_path()));
+    let smoke20 = run_config(&rows[0], 11, Scale::Smoke, Backend::Cpu, &out).unwrap();
+    assert_eq!(smoke20.depth, 20);
+    assert_eq!(smoke20.prune.k, 3, "the row's own settings are kept");
+
+    let full = run_config(&rows[1], 11, Scale::Full, Backend::Cpu, &out).unwrap();
+    assert_eq!(full.dataset, DatasetName::Cifar100);
+    assert_eq!((full.depth, full.resolved_epochs()), (56, 180));
+
+    let err = format!("{:#}", rows_err(&a.experiments, "table9"));
+    assert!(err.contains("no table 'table9'"), "{err}");
+}
+
+fn rows_err(dir: &Path, table: &str) -> anyhow::Error {
+    rows(dir, table).unwrap_err()
+}
+
+#[test]
+fn finished_runs_are_not_trained_again_and_the_table_is_computed_from_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = args(tmp.path());
+    let root = a.runs_dir.join("smoke/table4");
+    // Every run of the ebqm row is finished; the fixed row is not asked for.
+    a.rows = vec!["cifar100-resnet56-ebqm".into()];
+    for (seed, acc, skipped) in [
+        (10, 90.0, vec![1, 4]),
+        (11, 91.0, vec![4]),
+        (12, 92.0, vec![]),
+    ] {
+        finish(
+            &root.join(format!("cifar100-resnet56-ebqm/seed-{seed}")),
+            seed,
+            acc,
+            skipped,
+        );
+    }
+    let out = reproduce(&a).unwrap();
+    assert_eq!(out, a.results.join("table4-smoke.md"));
+    let md = std::fs::read_to_string(&out).unwrap();
+    // Accuracy 91 ± 1 (sample std), skipped 1 ± 1 blocks, 3 s per epoch.
+    assert!(
+        md.contains("| cifar100-resnet56-ebqm | 74.31 ± 0.24 | 91.00 ± 1.00 | 3 | 1.0 ± 1.0 | 3.0 ± 0.0 | - |"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("resnet20"),
+        "rows not asked for are left out:\n{md}"
+    );
+    assert!(
+        md.contains("seed 10: [1, 4]; seed 11: [4]; seed 12: []"),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap())
+            .unwrap();
+    assert_eq!(json[0]["test_acc"], serde_json::json!([90.0, 91.0, 92.0]));
+
+    // Unknown rows are refused before anything runs.
+    a.rows = vec!["cifar100-resnet56-nope".into()];
+    let err = format!("{:#}", reproduce(&a).unwrap_err());
+    assert!(err.contains("has no row 'cifar100-resnet56-nope'"), "{err}");
+}
+
+#[test]
+fn a_row_without_finished_runs_says_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = args(tmp.path());
+    a.dry_run = true;
+    let out = reproduce(&a).unwrap();
+    assert!(!out.exists(), "a dry run writes nothing");
+    let dir = a
+        .runs_dir
+        .join("smoke/table4/cifar100-resnet20-fixed/seed-10");
+    assert!(matches!(run_state(&dir).unwrap(), RunState::New));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("summary.json"), b"{\"run_dir\":").unwrap();
+    let err = format!("{:#}", run_state(&dir).unwrap_err());
+    assert!(
+        err.contains("summary.json") && err.contains("not a valid run summary"),
+        "{err}"
+    );
+
+    let results = ela_train::reproduce::results_markdown(
+        "table4",
+        Scale::Full,
+        5,
+        "cargo xtask reproduce table4",
+        &[ela_train::reproduce::RowResult {
+            row: "cifar100-resnet56-ebqm".into(),
+            paper: Default::default(),
+            seeds: vec![],
+            test_acc: vec![],
+            skipped: vec![],
+            epoch_seconds: vec![],
+            failed: vec![],
+        }],
+    );
+    assert!(
+        results.contains("| cifar100-resnet56-ebqm | - | not run | 0 | not run | not run | - |"),
+        "{results}"
+    );
+}
