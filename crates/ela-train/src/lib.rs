@@ -9,6 +9,7 @@
 //! - [`fetch`]: resumable, checksummed downloads of the official dataset archives.
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
 //! - [`strategy`]: the custom learning strategy that is ELA's pruning step.
+//! - [`fuzzing`]: the parsers' properties checked by the fuzz targets and their corpus.
 //! - [`lr`]: multi-step and cosine schedules (SPEC §4).
 //! - [`report`]: `report.md` with PNG figures of runs and their pruning decisions.
 //! - [`reproduce`]: every row of a paper table, several seeds, mean ± std next to the paper.
@@ -23,6 +24,7 @@ pub mod cifar;
 pub mod config;
 pub mod data;
 pub mod fetch;
+pub mod fuzzing;
 pub mod lr;
 pub mod model;
 pub mod renderer;

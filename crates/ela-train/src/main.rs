@@ -12,8 +12,9 @@ use ela_train::bench::{self, BenchConfig, DataBenchConfig};
 use ela_train::fetch::{FetchName, Fetched, fetch};
 use ela_train::report::{Run, write_report};
 use ela_train::reproduce::{ReproduceArgs, reproduce};
+use ela_train::run::parse_kl_log;
 use ela_train::train::{Method, PruneArgs, TrainConfig, resume, train};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[derive(Parser)]
 #[command(
@@ -235,53 +236,7 @@ fn summary(args: &ModelArgs) -> Result<()> {
 fn read_kl_log(path: &Path, window: Option<usize>) -> Result<Vec<Option<f64>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
-    let bad = |what: String| anyhow::anyhow!("{}: {what}", path.display());
-    let scores = match &value {
-        Value::Array(items) => items.clone(),
-        Value::Object(obj) => {
-            let windows = obj
-                .get("windows")
-                .and_then(Value::as_array)
-                .ok_or_else(|| {
-                    bad("expected a JSON array of scores or a pruning.json with 'windows'".into())
-                })?;
-            if windows.is_empty() {
-                bail!(bad("the pruning.json has no decided window yet".into()));
-            }
-            let w = window.unwrap_or(windows.len());
-            let chosen = w
-                .checked_sub(1)
-                .and_then(|i| windows.get(i))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "--window {w} is not one of its {} windows",
-                        windows.len()
-                    ))
-                })?;
-            chosen["blocks"]
-                .as_array()
-                .ok_or_else(|| bad(format!("window {w} has no 'blocks' array")))?
-                .iter()
-                .map(|b| b["kl"].clone())
-                .collect()
-        }
-        _ => bail!(bad(
-            "expected a JSON array of scores or a pruning.json object".into()
-        )),
-    };
-    scores
-        .iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Value::Null => Ok(None),
-            Value::Number(n) => Ok(n.as_f64()),
-            other => Err(bad(format!(
-                "entry {i} is {other}, expected a number or null"
-            ))),
-        })
-        .collect()
+    parse_kl_log(path, &text, window)
 }
 
 fn prune_plan(args: &PrunePlanArgs) -> Result<()> {

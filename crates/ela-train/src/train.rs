@@ -832,7 +832,12 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     }
     let result = training.launch(learner);
     if let Some(err) = result.error {
-        bail!("training failed: {err}");
+        bail!(
+            "training failed: {err}\nEvery file written before the failure is intact. After fixing \
+             the cause (disk space, permissions), `cargo xtask train --resume {}` continues from \
+             the last complete checkpoint.",
+            run_path.display()
+        );
     }
     let state = state.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(err) = &state.error {

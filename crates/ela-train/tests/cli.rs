@@ -293,3 +293,75 @@ fn a_missing_dataset_names_the_fetch_command() {
         "no run directory for a run that cannot start"
     );
 }
+
+/// Runs `ela ARGS` with a file-size limit of `kib` KiB, SIGXFSZ ignored: a write past the limit
+/// fails with EFBIG, as a full disk fails with ENOSPC.
+fn ela_with_file_limit(kib: usize, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -f {kib}; trap '' XFSZ; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_ela"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_failing_write_is_named_and_loses_nothing_written_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_str = run.to_str().unwrap();
+    let train = [
+        "train",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "64",
+        "--out",
+        run_str,
+    ];
+    // No file may grow at all: config.json is the first write, at start.
+    let (code, err) = ela_with_file_limit(0, &train);
+    assert_eq!(code, Some(1), "an error, not a panic or a signal:\n{err}");
+    assert!(
+        err.contains("config.json") && err.contains("File too large"),
+        "{err}"
+    );
+
+    // 600 KiB: the run's small files fit; the ResNet-20 model record and the SGD momentum
+    // record (about 0.9 MB each, saved concurrently) do not.
+    std::fs::remove_dir_all(&run).unwrap();
+    let (code, err) = ela_with_file_limit(600, &train);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        (err.contains("model-1.bpk") || err.contains("optim-1.bpk"))
+            && err.contains("File too large")
+            && err.contains("--resume"),
+        "{err}"
+    );
+    // What was written before the failing write is whole: the config, epoch 1's metrics row.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["epochs"], 2);
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    // No half-written temporary file left, and no complete checkpoint claimed for epoch 1.
+    let names: Vec<String> = std::fs::read_dir(run.join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with('.') || n == "model-1.bpk"),
+        "{names:?}"
+    );
+    let (ok, _, err) = ela(&["train", "--resume", run_str]);
+    assert!(!ok && err.contains("holds no complete checkpoint"), "{err}");
+}
