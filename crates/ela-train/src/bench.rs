@@ -55,6 +55,10 @@ pub struct BenchConfig {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Then run the PyTorch reference (`bench/pytorch/bench.py`) with this Python (default
+    /// `python3`) on the same configuration, and report Burn / PyTorch step-time ratios.
+    #[arg(long, num_args = 0..=1, default_missing_value = "python3")]
+    pub pytorch: Option<String>,
 }
 
 fn parse_shape(s: &str) -> Result<[usize; 3], String> {
@@ -93,6 +97,72 @@ pub struct BenchReport {
     pub device: String,
     /// One entry per variant.
     pub variants: Vec<VariantResult>,
+    /// The PyTorch reference's results, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pytorch: Option<PytorchResult>,
+}
+
+/// What `bench/pytorch/bench.py` reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PytorchResult {
+    /// `pytorch <version>`.
+    pub framework: String,
+    /// Device (and CPU threads).
+    pub device: String,
+    /// Per variant: `name`, `median_seconds`, `ratio_to_mrla_b`, `seconds`.
+    pub variants: Vec<PytorchVariant>,
+}
+
+/// One PyTorch variant's timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PytorchVariant {
+    /// Variant name, as in [`VariantResult::name`].
+    pub name: String,
+    /// Median seconds per training step.
+    pub median_seconds: f64,
+    /// Median per-round ratio to PyTorch's MRLA-B.
+    pub ratio_to_mrla_b: f64,
+    /// Every timed step, seconds.
+    pub seconds: Vec<f64>,
+}
+
+/// Runs the PyTorch reference on `config` with `python`, right after the Burn measurement.
+fn run_pytorch(config: &BenchConfig, skipped: &[usize], python: &str) -> Result<PytorchResult> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/pytorch/bench.py");
+    let skip: Vec<String> = skipped.iter().map(usize::to_string).collect();
+    let [c, h, w] = config.input;
+    let device = match config.backend {
+        Backend::Cuda => format!("cuda:{}", config.device),
+        _ => "cpu".to_string(),
+    };
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(["--depth", &config.depth.to_string()])
+        .args(["--batch-size", &config.batch_size.to_string()])
+        .args(["--input", &format!("{c},{h},{w}")])
+        .args(["--num-classes", &config.num_classes.to_string()])
+        .args(["--skip", &skip.join(",")])
+        .args(["--warmup", &config.warmup.to_string()])
+        .args(["--rounds", &config.rounds.to_string()])
+        .args(["--seed", &config.seed.to_string()])
+        .args(["--device", &device])
+        .output()
+        .map_err(|e| anyhow::anyhow!("--pytorch: cannot run '{python}': {e}"))?;
+    if !out.status.success() {
+        bail!(
+            "--pytorch: {} failed (is torch installed? `pip install -r bench/pytorch/requirements.txt`):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).map_err(|e| {
+        anyhow::anyhow!(
+            "--pytorch: unexpected output from {}: {e}",
+            script.display()
+        )
+    })
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -248,10 +318,15 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
             }
         })
         .collect();
+    let pytorch = match &config.pytorch {
+        Some(python) => Some(run_pytorch(config, &skipped, python)?),
+        None => None,
+    };
     Ok(BenchReport {
         config: config.clone(),
         device: format!("{:?} {base:?}", config.backend),
         variants: results,
+        pytorch,
     })
 }
 
@@ -274,6 +349,27 @@ impl BenchReport {
                 "| {} | {:?} | {:.4} | {:.3} |\n",
                 v.name, v.skipped, v.median_seconds, v.ratio_to_mrla_b
             ));
+        }
+        if let Some(pt) = &self.pytorch {
+            out.push_str(&format!(
+                "\nPyTorch reference ({}, {}), measured right after, same configuration:\n\n\
+                 | variant | PyTorch median s/step | PyTorch × MRLA-B | Burn / PyTorch |\n\
+                 |---|---|---|---|\n",
+                pt.framework, pt.device
+            ));
+            for p in &pt.variants {
+                let burn = self.variants.iter().find(|v| v.name == p.name);
+                out.push_str(&format!(
+                    "| {} | {:.4} | {:.3} | {} |\n",
+                    p.name,
+                    p.median_seconds,
+                    p.ratio_to_mrla_b,
+                    burn.map_or("-".into(), |b| format!(
+                        "{:.2}",
+                        b.median_seconds / p.median_seconds
+                    ))
+                ));
+            }
         }
         out
     }

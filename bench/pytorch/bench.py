@@ -1,0 +1,131 @@
+"""PyTorch reference for `cargo xtask bench --pytorch`: the same training step (forward,
+cross-entropy, backward, SGD with momentum 0.9) of the same variants, interleaved in rounds
+exactly as the Rust benchmark does, on a random batch. Prints JSON.
+
+    python3 bench/pytorch/bench.py --depth 56 --batch-size 32 --input 3,32,32 --rounds 10
+    python3 bench/pytorch/bench.py --check   # the models against the NumPy reference fixtures
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from models import ResNet  # noqa: E402
+
+VARIANTS = [  # name, attention, skip mode, skipped
+    ("none", "none", "full", False),
+    ("mrla-l", "mrla-l", "full", False),
+    ("mrla-b", "mrla-b", "full", False),
+    ("ela-full", "mrla-b", "full", True),
+    ("ela-retrieval", "mrla-b", "retrieval", True),
+]
+
+
+def default_skips(depth):
+    n = (depth - 2) // 9
+    return [s * n + j for s in range(3) for j in range(n) if j % 2 == 1]
+
+
+def check():
+    """Eval-mode logits of the reference weights against the NumPy reference's."""
+    from safetensors.torch import load_file
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    fx = os.path.join(here, "../../crates/ela-model/tests/fixtures")
+    io = load_file(os.path.join(fx, "reference_io.safetensors"))
+    worst = 0.0
+    for weights, attention, cases in [
+        ("mrla_b_r29", "mrla-b", [("mrla_b", None, "full"), ("ela_full", {1, 4}, "full"),
+                                   ("ela_retrieval", {1, 4}, "retrieval")]),
+        ("mrla_l_r29", "mrla-l", [("mrla_l", None, "full")]),
+    ]:
+        sd = load_file(os.path.join(fx, weights + ".safetensors"))
+        for name, skipped, mode in cases:
+            model = ResNet(29, 10, attention, mode=mode)
+            model.load_state_dict(sd, strict=False)
+            missing = set(model.state_dict()) - set(sd)
+            assert all(k.endswith("num_batches_tracked") for k in missing), missing
+            model.set_skips(skipped or set())
+            model.eval()
+            with torch.no_grad():
+                got = model(io["input"])
+            diff = (got - io[name]).abs().max().item()
+            worst = max(worst, diff)
+            print(f"{name}: max |diff| {diff:.2e}")
+    assert worst < 1e-4, worst
+    print("the PyTorch models match the NumPy reference")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--depth", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--input", default="3,32,32")
+    p.add_argument("--num-classes", type=int, default=100)
+    p.add_argument("--skip", default=None)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--check", action="store_true")
+    a = p.parse_args()
+    if a.check:
+        return check()
+    torch.manual_seed(a.seed)
+    c, h, w = (int(v) for v in a.input.split(","))
+    skipped = [int(v) for v in a.skip.split(",")] if a.skip else default_skips(a.depth)
+    dev = torch.device(a.device)
+    x = torch.randn(a.batch_size, c, h, w, device=dev)
+    y = torch.arange(a.batch_size, device=dev) % a.num_classes
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    runs = []
+    for name, attention, mode, skips in VARIANTS:
+        model = ResNet(a.depth, a.num_classes, attention, in_channels=c, mode=mode).to(dev).train()
+        model.set_skips(set(skipped) if skips else set())
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        runs.append((name, model, opt))
+
+    def step(model, opt):
+        sync()
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+        sync()
+        return time.perf_counter() - start
+
+    for _, model, opt in runs:
+        for _ in range(a.warmup):
+            step(model, opt)
+    times = [[] for _ in runs]
+    for r in range(a.rounds):
+        for k in range(len(runs)):
+            i = (k + r) % len(runs)
+            times[i].append(step(runs[i][1], runs[i][2]))
+    ref = [n for n, *_ in runs].index("mrla-b")
+    out = {
+        "framework": f"pytorch {torch.__version__}",
+        "device": str(dev) if dev.type != "cpu" else f"cpu ({torch.get_num_threads()} threads)",
+        "variants": [
+            {
+                "name": n,
+                "median_seconds": statistics.median(t),
+                "ratio_to_mrla_b": statistics.median([u / v for u, v in zip(t, times[ref])]),
+                "seconds": t,
+            }
+            for (n, *_), t in zip(runs, times)
+        ],
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
