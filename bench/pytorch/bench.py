@@ -62,6 +62,46 @@ def check():
     print("the PyTorch models match the NumPy reference")
 
 
+def retrieval(a):
+    """MRLA-B retrieval as the official code computes it: concatenate the stage's keys and value
+    maps, softmax over them, weighted sum. Forward, and forward + backward, per memory length."""
+    torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    b, c, s, d = a.batch_size, a.channels, a.size, 16
+    g = c // d
+    q = torch.randn(b, 1, c, device=dev, requires_grad=True)
+    keys = [torch.randn(b, 1, c, device=dev, requires_grad=True) for _ in range(a.max_entries)]
+    values = [torch.randn(b, c, s, s, device=dev, requires_grad=True) for _ in range(a.max_entries)]
+
+    def once(t, backward):
+        sync()
+        start = time.perf_counter()
+        K = torch.cat([k.view(b, g, 1, d) for k in keys[:t]], 2)
+        V = torch.cat([v.view(b, g, 1, d * s * s) for v in values[:t]], 2)
+        att = torch.softmax(q.view(b, g, 1, d) @ K.transpose(-1, -2) / d ** 0.5, -1)
+        total = (att @ V).sum()
+        if backward:
+            total.backward()
+        total.item()
+        sync()
+        return time.perf_counter() - start
+
+    for t in range(1, a.max_entries + 1):
+        once(t, True)
+    fwd = [[] for _ in range(a.max_entries)]
+    both = [[] for _ in range(a.max_entries)]
+    for _ in range(a.reps):
+        for t in range(1, a.max_entries + 1):
+            fwd[t - 1].append(once(t, False))
+            both[t - 1].append(once(t, True))
+    print(json.dumps([
+        {"entries": t + 1, "forward_seconds": statistics.median(fwd[t]),
+         "forward_backward_seconds": statistics.median(both[t])}
+        for t in range(a.max_entries)
+    ]))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--depth", type=int, default=20)
@@ -74,9 +114,16 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--check", action="store_true")
+    p.add_argument("--retrieval", action="store_true", help="one block's retrieval for t = 1..--max-entries")
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--max-entries", type=int, default=18)
+    p.add_argument("--reps", type=int, default=10)
     a = p.parse_args()
     if a.check:
         return check()
+    if a.retrieval:
+        return retrieval(a)
     torch.manual_seed(a.seed)
     c, h, w = (int(v) for v in a.input.split(","))
     skipped = [int(v) for v in a.skip.split(",")] if a.skip else default_skips(a.depth)

@@ -42,6 +42,9 @@ enum Task {
     /// Images per second of the CIFAR input pipeline, per loader worker count.
     #[command(disable_help_flag = true)]
     BenchData(PassThrough),
+    /// One block's MRLA-B retrieval time for t = 1 … 18 memory entries.
+    #[command(disable_help_flag = true)]
+    BenchRetrieval(PassThrough),
     /// Write report.md with PNG figures of one or more run directories.
     #[command(disable_help_flag = true)]
     Report(PassThrough),
@@ -65,6 +68,7 @@ fn main() -> Result<()> {
         Task::Fetch(a) => ("fetch", a.args),
         Task::Bench(a) => ("bench", a.args),
         Task::BenchData(a) => ("bench-data", a.args),
+        Task::BenchRetrieval(a) => ("bench-retrieval", a.args),
         Task::Report(a) => ("report", a.args),
         Task::Reproduce(a) => ("reproduce", a.args),
     };

@@ -128,41 +128,27 @@ pub struct PytorchVariant {
 
 /// Runs the PyTorch reference on `config` with `python`, right after the Burn measurement.
 fn run_pytorch(config: &BenchConfig, skipped: &[usize], python: &str) -> Result<PytorchResult> {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/pytorch/bench.py");
     let skip: Vec<String> = skipped.iter().map(usize::to_string).collect();
     let [c, h, w] = config.input;
     let device = match config.backend {
         Backend::Cuda => format!("cuda:{}", config.device),
         _ => "cpu".to_string(),
     };
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .args(["--depth", &config.depth.to_string()])
-        .args(["--batch-size", &config.batch_size.to_string()])
-        .args(["--input", &format!("{c},{h},{w}")])
-        .args(["--num-classes", &config.num_classes.to_string()])
-        .args(["--skip", &skip.join(",")])
-        .args(["--warmup", &config.warmup.to_string()])
-        .args(["--rounds", &config.rounds.to_string()])
-        .args(["--seed", &config.seed.to_string()])
-        .args(["--device", &device])
-        .output()
-        .map_err(|e| anyhow::anyhow!("--pytorch: cannot run '{python}': {e}"))?;
-    if !out.status.success() {
-        bail!(
-            "--pytorch: {} failed (is torch installed? `pip install -r bench/pytorch/requirements.txt`):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).map_err(|e| {
-        anyhow::anyhow!(
-            "--pytorch: unexpected output from {}: {e}",
-            script.display()
-        )
-    })
+    let args: Vec<String> = [
+        ("--depth", config.depth.to_string()),
+        ("--batch-size", config.batch_size.to_string()),
+        ("--input", format!("{c},{h},{w}")),
+        ("--num-classes", config.num_classes.to_string()),
+        ("--skip", skip.join(",")),
+        ("--warmup", config.warmup.to_string()),
+        ("--rounds", config.rounds.to_string()),
+        ("--seed", config.seed.to_string()),
+        ("--device", device),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect();
+    pytorch_json(python, &args)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -373,6 +359,155 @@ impl BenchReport {
         }
         out
     }
+}
+
+/// What `ela bench-retrieval` measures: one block's MRLA-B retrieval over t memory entries.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct RetrievalBenchConfig {
+    /// Channels of the block output (CIFAR stages: 64, 128, 256).
+    #[arg(long, default_value_t = 64)]
+    pub channels: usize,
+    /// Spatial size H = W (CIFAR stages: 32, 16, 8).
+    #[arg(long, default_value_t = 32)]
+    pub size: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Largest memory length (t = 1 … this; ResNet-110 stages have 18 blocks).
+    #[arg(long, default_value_t = 18)]
+    pub max_entries: usize,
+    /// Timed repetitions per t (median reported).
+    #[arg(long, default_value_t = 10)]
+    pub reps: usize,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Device index.
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Also time the official code's form in PyTorch with this Python (default `python3`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "python3")]
+    pub pytorch: Option<String>,
+}
+
+/// Runs `bench/pytorch/bench.py ARGS` with `python` and parses its JSON output.
+pub fn pytorch_json<T: serde::de::DeserializeOwned>(python: &str, args: &[String]) -> Result<T> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/pytorch/bench.py");
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("--pytorch: cannot run '{python}': {e}"))?;
+    if !out.status.success() {
+        bail!(
+            "--pytorch: {} failed (is torch installed? `pip install -r bench/pytorch/requirements.txt`):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).map_err(|e| {
+        anyhow::anyhow!(
+            "--pytorch: unexpected output from {}: {e}",
+            script.display()
+        )
+    })
+}
+
+/// The PyTorch retrieval timings for `config` (same shapes, same device kind).
+pub fn run_retrieval_pytorch(
+    config: &RetrievalBenchConfig,
+    python: &str,
+) -> Result<Vec<RetrievalRow>> {
+    let device = match config.backend {
+        Backend::Cuda => format!("cuda:{}", config.device),
+        _ => "cpu".to_string(),
+    };
+    let args: Vec<String> = [
+        "--retrieval".to_string(),
+        "--channels".into(),
+        config.channels.to_string(),
+        "--size".into(),
+        config.size.to_string(),
+        "--batch-size".into(),
+        config.batch_size.to_string(),
+        "--max-entries".into(),
+        config.max_entries.to_string(),
+        "--reps".into(),
+        config.reps.to_string(),
+        "--device".into(),
+        device,
+    ]
+    .into();
+    pytorch_json(python, &args)
+}
+
+/// Median forward and forward+backward time of one retrieval over `t` entries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetrievalRow {
+    /// Memory entries.
+    pub entries: usize,
+    /// Median seconds of the forward pass.
+    pub forward_seconds: f64,
+    /// Median seconds of forward plus backward.
+    pub forward_backward_seconds: f64,
+}
+
+/// Times [`ela_model::LayerAttention::retrieve`] (query, keys and value maps as leaves that need
+/// gradients, as inside a training step) for t = 1 … `max_entries`, interleaving the lengths.
+pub fn run_retrieval(config: &RetrievalBenchConfig) -> Result<Vec<RetrievalRow>> {
+    if config.channels == 0 || config.channels % 16 != 0 {
+        bail!("--channels must be a positive multiple of 16 (the heads' width)");
+    }
+    if config.max_entries == 0 || config.reps == 0 || config.batch_size == 0 || config.size == 0 {
+        bail!("--max-entries, --reps, --batch-size and --size must be at least 1");
+    }
+    let device = backend::device(config.backend, config.device)?.autodiff();
+    let layer = ela_model::LayerAttentionConfig::new(config.channels).init(&device);
+    let (b, c, s) = (config.batch_size, config.channels, config.size);
+    let leaf3 =
+        || Tensor::<3>::random([b, 1, c], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let query = leaf3();
+    let keys: Vec<Tensor<3>> = (0..config.max_entries).map(|_| leaf3()).collect();
+    let values: Vec<Tensor<4>> = (0..config.max_entries)
+        .map(|_| {
+            Tensor::<4>::random([b, c, s, s], Distribution::Normal(0.0, 1.0), &device)
+                .require_grad()
+        })
+        .collect();
+    let time = |t: usize, backward: bool| -> f64 {
+        let start = Instant::now();
+        let (out, _) = layer.retrieve(query.clone(), &keys[..t], &values[..t]);
+        let total = out.sum();
+        if backward {
+            let grads = total.backward();
+            let g = values[0].grad(&grads).map(|g| g.sum().into_scalar::<f32>());
+            std::hint::black_box(g);
+        } else {
+            let _: f32 = total.into_scalar();
+        }
+        start.elapsed().as_secs_f64()
+    };
+    // Warm-up, then rounds over every t.
+    for t in 1..=config.max_entries {
+        time(t, true);
+    }
+    let mut forward = vec![Vec::new(); config.max_entries];
+    let mut both = vec![Vec::new(); config.max_entries];
+    for _ in 0..config.reps {
+        for t in 1..=config.max_entries {
+            forward[t - 1].push(time(t, false));
+            both[t - 1].push(time(t, true));
+        }
+    }
+    Ok((1..=config.max_entries)
+        .map(|t| RetrievalRow {
+            entries: t,
+            forward_seconds: median(&forward[t - 1]),
+            forward_backward_seconds: median(&both[t - 1]),
+        })
+        .collect())
 }
 
 /// What `ela bench-data` measures: the CIFAR training input pipeline.

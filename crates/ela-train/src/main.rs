@@ -8,7 +8,7 @@ use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use ela_model::ElaResNetConfig;
 use ela_train::backend::{self, Backend};
-use ela_train::bench::{self, BenchConfig, DataBenchConfig};
+use ela_train::bench::{self, BenchConfig, DataBenchConfig, RetrievalBenchConfig};
 use ela_train::fetch::{FetchName, Fetched, fetch};
 use ela_train::report::{Run, write_report};
 use ela_train::reproduce::{ReproduceArgs, reproduce};
@@ -44,6 +44,8 @@ enum Command {
     Bench(BenchConfig),
     /// Images per second of the CIFAR input pipeline, per loader worker count.
     BenchData(DataBenchConfig),
+    /// One block's MRLA-B retrieval (forward, forward + backward) for t = 1 … 18 memory entries.
+    BenchRetrieval(RetrievalBenchConfig),
     /// Write report.md with PNG figures (curves, KL heatmap, mapping, attention maps) of runs.
     Report(ReportArgs),
     /// Run every row of a paper table for several seeds; write experiments/results/TABLE.md.
@@ -151,6 +153,7 @@ fn main() {
         Command::Fetch(args) => run_fetch(&args),
         Command::Bench(config) => run_bench(&config),
         Command::BenchData(config) => run_bench_data(&config),
+        Command::BenchRetrieval(config) => run_bench_retrieval(&config),
         Command::Report(args) => run_report(&args),
         Command::Reproduce(args) => {
             reproduce(&args).map(|out| println!("results: {}", out.display()))
@@ -168,6 +171,38 @@ fn run_bench(config: &BenchConfig) -> Result<()> {
     if let Some(path) = &config.json {
         ela_train::run::write_json(path, &report)?;
         println!("written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_bench_retrieval(config: &RetrievalBenchConfig) -> Result<()> {
+    let rows = bench::run_retrieval(config)?;
+    let torch = match &config.pytorch {
+        Some(python) => Some(bench::run_retrieval_pytorch(config, python)?),
+        None => None,
+    };
+    println!(
+        "MRLA-B retrieval, batch {}, {} channels, {}x{}, {:?}; PyTorch (the official code's \
+         concatenating form) measured right after\n\n\
+         | entries t | Burn fwd ms | Burn fwd + bwd ms | PyTorch fwd ms | PyTorch fwd + bwd ms | \
+         Burn / PyTorch (fwd + bwd) |\n|---|---|---|---|---|---|",
+        config.batch_size, config.channels, config.size, config.size, config.backend
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let t = torch.as_ref().and_then(|t| t.get(i));
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2}", 1e3 * v));
+        println!(
+            "| {} | {:.2} | {:.2} | {} | {} | {} |",
+            r.entries,
+            1e3 * r.forward_seconds,
+            1e3 * r.forward_backward_seconds,
+            ms(t.map(|t| t.forward_seconds)),
+            ms(t.map(|t| t.forward_backward_seconds)),
+            t.map_or("-".into(), |t| format!(
+                "{:.2}",
+                r.forward_backward_seconds / t.forward_backward_seconds
+            ))
+        );
     }
     Ok(())
 }
