@@ -457,7 +457,7 @@ pub struct RetrievalRow {
 /// Times [`ela_model::LayerAttention::retrieve`] (query, keys and value maps as leaves that need
 /// gradients, as inside a training step) for t = 1 … `max_entries`, interleaving the lengths.
 pub fn run_retrieval(config: &RetrievalBenchConfig) -> Result<Vec<RetrievalRow>> {
-    if config.channels == 0 || config.channels % 16 != 0 {
+    if config.channels == 0 || !config.channels.is_multiple_of(16) {
         bail!("--channels must be a positive multiple of 16 (the heads' width)");
     }
     if config.max_entries == 0 || config.reps == 0 || config.batch_size == 0 || config.size == 0 {

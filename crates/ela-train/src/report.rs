@@ -233,6 +233,30 @@ fn register_font() {
     });
 }
 
+/// Draws a `size` figure with `draw` into memory, then writes it to `path` as a PNG,
+/// atomically like every other run-directory file.
+fn render<T>(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<T>,
+) -> Result<T> {
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    let out = {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err(path))?;
+        let out = draw(&root)?;
+        root.present().map_err(draw_err(path))?;
+        out
+    };
+    let image = image::RgbImage::from_raw(size.0, size.1, buf).context("figure buffer size")?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut png, image::ImageOutputFormat::Png)
+        .with_context(|| format!("cannot encode {}", path.display()))?;
+    crate::run::write_atomic(path, png.get_ref())?;
+    Ok(out)
+}
+
 fn draw_err<E: std::fmt::Debug>(path: &Path) -> impl FnOnce(E) -> anyhow::Error + '_ {
     move |e| anyhow::anyhow!("cannot draw {}: {e:?}", path.display())
 }
@@ -409,148 +433,152 @@ fn decision_table(p: &PruningRecord) -> String {
 /// Loss (log scale) and accuracy per epoch, train and test, with decision epochs marked.
 fn curves_figure(run: &Run, path: &Path) -> Result<Figure> {
     let size = (1200, 450);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err(path))?;
-    let (left, right) = root.split_horizontally(size.0 / 2);
-    let epochs = run.metrics.len().max(1) as f64;
-    let decisions: Vec<f64> = run
-        .pruning
-        .as_ref()
-        .map(|p| p.windows.iter().map(|w| w.end as f64).collect())
-        .unwrap_or_default();
-    let series = |f: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
-        run.metrics.iter().map(|m| (m.epoch as f64, f(m))).collect()
-    };
-    let losses: Vec<f64> = run
-        .metrics
-        .iter()
-        .flat_map(|m| [m.train_loss, m.test_loss])
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .collect();
-    let lo = losses
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .min(1.0)
-        * 0.8;
-    let hi = losses.iter().copied().fold(0.0, f64::max).max(lo * 10.0) * 1.25;
-    let mut chart = ChartBuilder::on(&left)
-        .caption(format!("{}: loss", run.name), (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.5..epochs + 0.5, (lo..hi).log_scale())
-        .map_err(draw_err(path))?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("cross-entropy (log)")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(draw_err(path))?;
-    for (i, (label, f)) in [
-        (
-            "train",
-            (|m: &EpochMetrics| m.train_loss) as fn(&EpochMetrics) -> f64,
-        ),
-        ("test", |m: &EpochMetrics| m.test_loss),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let color = PALETTE[i];
-        let points: Vec<(f64, f64)> = series(f)
-            .into_iter()
-            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+    render(path, size, |root| {
+        let (left, right) = root.split_horizontally(size.0 / 2);
+        let epochs = run.metrics.len().max(1) as f64;
+        let decisions: Vec<f64> = run
+            .pruning
+            .as_ref()
+            .map(|p| p.windows.iter().map(|w| w.end as f64).collect())
+            .unwrap_or_default();
+        let series = |f: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+            run.metrics.iter().map(|m| (m.epoch as f64, f(m))).collect()
+        };
+        let losses: Vec<f64> = run
+            .metrics
+            .iter()
+            .flat_map(|m| [m.train_loss, m.test_loss])
+            .filter(|v| v.is_finite() && *v > 0.0)
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(draw_err(path))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )
+        let lo = losses
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .min(1.0)
+            * 0.8;
+        let hi = losses.iter().copied().fold(0.0, f64::max).max(lo * 10.0) * 1.25;
+        let mut chart = ChartBuilder::on(&left)
+            .caption(format!("{}: loss", run.name), (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..epochs + 0.5, (lo..hi).log_scale())
             .map_err(draw_err(path))?;
-    }
-    for &d in &decisions {
         chart
-            .draw_series(DashedLineSeries::new(
-                [(d, lo), (d, hi)],
-                6,
-                4,
-                PALETTE[3].stroke_width(1),
-            ))
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("cross-entropy (log)")
+            .label_style((FONT, 14))
+            .draw()
             .map_err(draw_err(path))?;
-    }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 14))
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(draw_err(path))?;
+        for (i, (label, f)) in [
+            (
+                "train",
+                (|m: &EpochMetrics| m.train_loss) as fn(&EpochMetrics) -> f64,
+            ),
+            ("test", |m: &EpochMetrics| m.test_loss),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let color = PALETTE[i];
+            let points: Vec<(f64, f64)> = series(f)
+                .into_iter()
+                .filter(|p| p.1.is_finite() && p.1 > 0.0)
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(draw_err(path))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(draw_err(path))?;
+        }
+        for &d in &decisions {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(d, lo), (d, hi)],
+                    6,
+                    4,
+                    PALETTE[3].stroke_width(1),
+                ))
+                .map_err(draw_err(path))?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 14))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(draw_err(path))?;
 
-    let mut chart = ChartBuilder::on(&right)
-        .caption("accuracy (%); dashed: pruning decisions", (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.5..epochs + 0.5, 0.0..100.0)
-        .map_err(draw_err(path))?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("accuracy (%)")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(draw_err(path))?;
-    for (i, (label, f)) in [
-        (
-            "train",
-            (|m: &EpochMetrics| m.train_acc) as fn(&EpochMetrics) -> f64,
-        ),
-        ("test", |m: &EpochMetrics| m.test_acc),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let color = PALETTE[i];
-        chart
-            .draw_series(LineSeries::new(series(f), color.stroke_width(2)))
-            .map_err(draw_err(path))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart
-            .draw_series(
-                series(f)
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )
+        let mut chart = ChartBuilder::on(&right)
+            .caption("accuracy (%); dashed: pruning decisions", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.5..epochs + 0.5, 0.0..100.0)
             .map_err(draw_err(path))?;
-    }
-    for &d in &decisions {
         chart
-            .draw_series(DashedLineSeries::new(
-                [(d, 0.0), (d, 100.0)],
-                6,
-                4,
-                PALETTE[3].stroke_width(1),
-            ))
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy (%)")
+            .label_style((FONT, 14))
+            .draw()
             .map_err(draw_err(path))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(draw_err(path))?;
-    root.present().map_err(draw_err(path))?;
+        for (i, (label, f)) in [
+            (
+                "train",
+                (|m: &EpochMetrics| m.train_acc) as fn(&EpochMetrics) -> f64,
+            ),
+            ("test", |m: &EpochMetrics| m.test_acc),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let color = PALETTE[i];
+            chart
+                .draw_series(LineSeries::new(series(f), color.stroke_width(2)))
+                .map_err(draw_err(path))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    series(f)
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(draw_err(path))?;
+        }
+        for &d in &decisions {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(d, 0.0), (d, 100.0)],
+                    6,
+                    4,
+                    PALETTE[3].stroke_width(1),
+                ))
+                .map_err(draw_err(path))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 14))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(draw_err(path))?;
+        Ok(())
+    })?;
     Ok(Figure {
         path: path.to_path_buf(),
         size,
@@ -561,63 +589,65 @@ fn curves_figure(run: &Run, path: &Path) -> Result<Figure> {
 /// Training seconds per epoch, one line per run.
 fn epoch_time_figure(runs: &[Run], path: &Path) -> Result<Figure> {
     let size = (900, 420);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err(path))?;
-    let epochs = runs
-        .iter()
-        .map(|r| r.metrics.len())
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let top = runs
-        .iter()
-        .flat_map(|r| r.metrics.iter().map(|m| m.train_seconds))
-        .fold(0.0, f64::max)
-        .max(1e-3)
-        * 1.15;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("training seconds per epoch", (FONT, 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.5..epochs + 0.5, 0.0..top)
-        .map_err(draw_err(path))?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("seconds")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(draw_err(path))?;
-    for (i, run) in runs.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let points: Vec<(f64, f64)> = run
-            .metrics
+    render(path, size, |root| {
+        let epochs = runs
             .iter()
-            .map(|m| (m.epoch as f64, m.train_seconds))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(draw_err(path))?
-            .label(run.name.clone())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )
+            .map(|r| r.metrics.len())
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
+        let top = runs
+            .iter()
+            .flat_map(|r| r.metrics.iter().map(|m| m.train_seconds))
+            .fold(0.0, f64::max)
+            .max(1e-3)
+            * 1.15;
+        let mut chart = ChartBuilder::on(root)
+            .caption("training seconds per epoch", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..epochs + 0.5, 0.0..top)
             .map_err(draw_err(path))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(draw_err(path))?;
-    root.present().map_err(draw_err(path))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("seconds")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(draw_err(path))?;
+        for (i, run) in runs.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let points: Vec<(f64, f64)> = run
+                .metrics
+                .iter()
+                .map(|m| (m.epoch as f64, m.train_seconds))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(draw_err(path))?
+                .label(run.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(draw_err(path))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 14))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(draw_err(path))?;
+        Ok(())
+    })?;
     Ok(Figure {
         path: path.to_path_buf(),
         size,
@@ -747,45 +777,45 @@ fn kl_figure(p: &PruningRecord, path: &Path) -> Result<Figure> {
         (260 + 56 * blocks as u32).max(600),
         180 + 56 * p.windows.len() as u32,
     );
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err(path))?;
-    let values: Vec<Vec<Option<f64>>> = p
-        .windows
-        .iter()
-        .map(|w| {
-            (0..blocks)
-                .map(|i| w.blocks.get(i).and_then(|b| b.kl))
-                .collect()
-        })
-        .collect();
-    let all: Vec<f64> = values.iter().flatten().flatten().copied().collect();
-    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let crossed = p
-        .windows
-        .iter()
-        .enumerate()
-        .flat_map(|(r, w)| w.newly_skipped.iter().map(move |&c| (r, c)))
-        .collect();
-    let map = Heatmap {
-        title: format!(
-            "KL score D_t per window ({}); x = skipped by the decision",
-            p.method.name()
-        ),
-        x_desc: "block",
-        y_desc: "window (epochs)",
-        rows: p
+    let cells = render(path, size, |root| {
+        let values: Vec<Vec<Option<f64>>> = p
             .windows
             .iter()
-            .map(|w| format!("{}-{}", w.start, w.end))
-            .collect(),
-        cols: (0..blocks).map(|i| i.to_string()).collect(),
-        values,
-        crossed,
-        range: if all.is_empty() { (0.0, 1.0) } else { (lo, hi) },
-    };
-    let cells = draw_heatmap(&root, &map, path)?;
-    root.present().map_err(draw_err(path))?;
+            .map(|w| {
+                (0..blocks)
+                    .map(|i| w.blocks.get(i).and_then(|b| b.kl))
+                    .collect()
+            })
+            .collect();
+        let all: Vec<f64> = values.iter().flatten().flatten().copied().collect();
+        let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let crossed = p
+            .windows
+            .iter()
+            .enumerate()
+            .flat_map(|(r, w)| w.newly_skipped.iter().map(move |&c| (r, c)))
+            .collect();
+        let map = Heatmap {
+            title: format!(
+                "KL score D_t per window ({}); x = skipped by the decision",
+                p.method.name()
+            ),
+            x_desc: "block",
+            y_desc: "window (epochs)",
+            rows: p
+                .windows
+                .iter()
+                .map(|w| format!("{}-{}", w.start, w.end))
+                .collect(),
+            cols: (0..blocks).map(|i| i.to_string()).collect(),
+            values,
+            crossed,
+            range: if all.is_empty() { (0.0, 1.0) } else { (lo, hi) },
+        };
+        let cells = draw_heatmap(root, &map, path)?;
+        Ok(cells)
+    })?;
     Ok(Figure {
         path: path.to_path_buf(),
         size,
@@ -800,95 +830,95 @@ fn mapping_figure(p: &PruningRecord, path: &Path) -> Result<Option<Figure>> {
         return Ok(None);
     };
     let size = (800, 560);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err(path))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "{}: normalized score -> mapped value, tau = {tau}",
-                p.method.name()
-            ),
-            (FONT, 20),
-        )
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(-0.02..1.02, -0.02..1.05)
-        .map_err(draw_err(path))?;
-    chart
-        .configure_mesh()
-        .x_desc("min-max normalized KL score s_t")
-        .y_desc("mapped value m_t")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(draw_err(path))?;
-    let curve: Vec<(f64, f64)> = (0..=200)
-        .filter_map(|i| {
-            let s = i as f64 / 200.0;
-            p.method.curve(s).map(|m| (s, m))
-        })
-        .collect();
-    if !curve.is_empty() {
+    render(path, size, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "{}: normalized score -> mapped value, tau = {tau}",
+                    p.method.name()
+                ),
+                (FONT, 20),
+            )
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(-0.02..1.02, -0.02..1.05)
+            .map_err(draw_err(path))?;
         chart
-            .draw_series(LineSeries::new(curve, BLACK.stroke_width(2)))
-            .map_err(draw_err(path))?
-            .label("mapping")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.stroke_width(2)));
-    }
-    chart
-        .draw_series(DashedLineSeries::new(
-            [(0.0, tau), (1.0, tau)],
-            8,
-            5,
-            PALETTE[3].stroke_width(2),
-        ))
-        .map_err(draw_err(path))?
-        .label("tau: skip below")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], PALETTE[3].stroke_width(2)));
-    for (wi, w) in p.windows.iter().enumerate() {
-        let color = PALETTE[wi % PALETTE.len()];
-        let points: Vec<(f64, f64, usize, bool)> = w
-            .blocks
-            .iter()
-            .filter_map(|b| {
-                let s = b.normalized?;
-                Some((s, b.mapped.unwrap_or(s), b.index, b.skip))
+            .configure_mesh()
+            .x_desc("min-max normalized KL score s_t")
+            .y_desc("mapped value m_t")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(draw_err(path))?;
+        let curve: Vec<(f64, f64)> = (0..=200)
+            .filter_map(|i| {
+                let s = i as f64 / 200.0;
+                p.method.curve(s).map(|m| (s, m))
             })
             .collect();
-        if points.is_empty() {
-            continue;
+        if !curve.is_empty() {
+            chart
+                .draw_series(LineSeries::new(curve, BLACK.stroke_width(2)))
+                .map_err(draw_err(path))?
+                .label("mapping")
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLACK.stroke_width(2)));
         }
         chart
-            .draw_series(points.iter().map(|&(s, m, _, skip)| {
-                let style = if skip {
-                    color.filled()
-                } else {
-                    color.stroke_width(2)
-                };
-                Circle::new((s, m), 6, style)
-            }))
+            .draw_series(DashedLineSeries::new(
+                [(0.0, tau), (1.0, tau)],
+                8,
+                5,
+                PALETTE[3].stroke_width(2),
+            ))
             .map_err(draw_err(path))?
-            .label(format!("window {}-{} (filled: skipped)", w.start, w.end))
-            .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
+            .label("tau: skip below")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], PALETTE[3].stroke_width(2)));
+        for (wi, w) in p.windows.iter().enumerate() {
+            let color = PALETTE[wi % PALETTE.len()];
+            let points: Vec<(f64, f64, usize, bool)> = w
+                .blocks
+                .iter()
+                .filter_map(|b| {
+                    let s = b.normalized?;
+                    Some((s, b.mapped.unwrap_or(s), b.index, b.skip))
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(points.iter().map(|&(s, m, _, skip)| {
+                    let style = if skip {
+                        color.filled()
+                    } else {
+                        color.stroke_width(2)
+                    };
+                    Circle::new((s, m), 6, style)
+                }))
+                .map_err(draw_err(path))?
+                .label(format!("window {}-{} (filled: skipped)", w.start, w.end))
+                .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
+            chart
+                .draw_series(points.iter().map(|&(s, m, i, _)| {
+                    Text::new(
+                        format!("{i}"),
+                        (s + 0.012, m + 0.035),
+                        (FONT, 13).into_font(),
+                    )
+                }))
+                .map_err(draw_err(path))?;
+        }
         chart
-            .draw_series(points.iter().map(|&(s, m, i, _)| {
-                Text::new(
-                    format!("{i}"),
-                    (s + 0.012, m + 0.035),
-                    (FONT, 13).into_font(),
-                )
-            }))
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 14))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()
             .map_err(draw_err(path))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 14))
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.85))
-        .draw()
-        .map_err(draw_err(path))?;
-    root.present().map_err(draw_err(path))?;
+        Ok(())
+    })?;
     Ok(Some(Figure {
         path: path.to_path_buf(),
         size,
@@ -909,47 +939,47 @@ fn attention_figure(
         .max(1);
     let side = (160 + 44 * n as u32).max(420);
     let size = (2 * side, side + 40);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err(path))?;
-    let (left, right) = root.split_horizontally(side);
-    let first_block: usize = before.stages[..stage].iter().map(Vec::len).sum();
-    let mut cells = Vec::new();
-    for (area, rec, side_index) in [(&left, before, 0usize), (&right, after, 1)] {
-        let rows = &rec.stages[stage];
-        let values: Vec<Vec<Option<f64>>> = rows
-            .iter()
-            .map(|r| r.clone().unwrap_or_else(|| vec![None; rows.len()]))
-            .collect();
-        let labels: Vec<String> = (0..rows.len())
-            .map(|p| (first_block + p).to_string())
-            .collect();
-        let map = Heatmap {
-            title: format!(
-                "stage {}, epoch {} ({})",
-                stage + 1,
-                rec.epoch,
-                if rec.skipped.is_empty() {
-                    "nothing skipped".to_string()
-                } else {
-                    format!("skipping {:?}", rec.skipped)
-                }
-            ),
-            x_desc: "retrieved block",
-            y_desc: "attending block",
-            rows: labels.clone(),
-            cols: labels,
-            values,
-            crossed: Vec::new(),
-            range: (0.0, 1.0),
-        };
-        let drawn = draw_heatmap(area, &map, path)?;
-        // Cells of the right-hand matrix are numbered after the left one's rows.
-        cells.extend(drawn.into_iter().map(|mut c| {
-            c.row += side_index * n;
-            c
-        }));
-    }
-    root.present().map_err(draw_err(path))?;
+    let cells = render(path, size, |root| {
+        let (left, right) = root.split_horizontally(side);
+        let first_block: usize = before.stages[..stage].iter().map(Vec::len).sum();
+        let mut cells = Vec::new();
+        for (area, rec, side_index) in [(&left, before, 0usize), (&right, after, 1)] {
+            let rows = &rec.stages[stage];
+            let values: Vec<Vec<Option<f64>>> = rows
+                .iter()
+                .map(|r| r.clone().unwrap_or_else(|| vec![None; rows.len()]))
+                .collect();
+            let labels: Vec<String> = (0..rows.len())
+                .map(|p| (first_block + p).to_string())
+                .collect();
+            let map = Heatmap {
+                title: format!(
+                    "stage {}, epoch {} ({})",
+                    stage + 1,
+                    rec.epoch,
+                    if rec.skipped.is_empty() {
+                        "nothing skipped".to_string()
+                    } else {
+                        format!("skipping {:?}", rec.skipped)
+                    }
+                ),
+                x_desc: "retrieved block",
+                y_desc: "attending block",
+                rows: labels.clone(),
+                cols: labels,
+                values,
+                crossed: Vec::new(),
+                range: (0.0, 1.0),
+            };
+            let drawn = draw_heatmap(area, &map, path)?;
+            // Cells of the right-hand matrix are numbered after the left one's rows.
+            cells.extend(drawn.into_iter().map(|mut c| {
+                c.row += side_index * n;
+                c
+            }));
+        }
+        Ok(cells)
+    })?;
     Ok(Figure {
         path: path.to_path_buf(),
         size,
