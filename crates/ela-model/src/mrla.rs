@@ -150,12 +150,20 @@ impl LayerAttention {
             .swap_dims(1, 2); // [batch, G, t, d]
         let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt(); // [batch, G, 1, t]
         let attention = softmax(scores, 3);
-        let v = Tensor::stack::<5>(values.to_vec(), 1) // [batch, t, C, H, W]
-            .reshape([batch, t, g, d * height * width])
-            .swap_dims(1, 2); // [batch, G, t, d·H·W]
-        let out = attention
-            .clone()
-            .matmul(v)
+        // o = Σ_i a_i · v_i as t broadcast multiply-adds on the value maps in place: no
+        // [batch, t, C, H, W] copy of the stage memory per block (forward), and no split of its
+        // gradient back into the t maps (backward).
+        let mut out: Option<Tensor<3>> = None;
+        for (i, v) in values.iter().enumerate() {
+            let weight = attention.clone().slice_dim(3, i..i + 1).reshape([batch, g, 1]);
+            let term = v.clone().reshape([batch, g, d * height * width]) * weight;
+            out = Some(match out {
+                Some(o) => o + term,
+                None => term,
+            });
+        }
+        let out = out
+            .expect("a stage memory holds at least the block's own entry")
             .reshape([batch, channels, height, width]);
         (out, attention)
     }
