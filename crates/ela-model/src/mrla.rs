@@ -155,7 +155,10 @@ impl LayerAttention {
         // gradient back into the t maps (backward).
         let mut out: Option<Tensor<3>> = None;
         for (i, v) in values.iter().enumerate() {
-            let weight = attention.clone().slice_dim(3, i..i + 1).reshape([batch, g, 1]);
+            let weight = attention
+                .clone()
+                .slice_dim(3, i..i + 1)
+                .reshape([batch, g, 1]);
             let term = v.clone().reshape([batch, g, d * height * width]) * weight;
             out = Some(match out {
                 Some(o) => o + term,
