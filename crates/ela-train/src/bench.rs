@@ -126,14 +126,19 @@ pub struct PytorchVariant {
     pub seconds: Vec<f64>,
 }
 
+/// PyTorch's name of the device a Burn `backend` measurement ran on: the same CUDA device, or
+/// the CPU (wgpu has no PyTorch counterpart; it is compared with the CPU).
+fn torch_device(backend: Backend, index: usize) -> String {
+    match backend {
+        Backend::Cuda => format!("cuda:{index}"),
+        Backend::Cpu | Backend::Wgpu => "cpu".to_string(),
+    }
+}
+
 /// Runs the PyTorch reference on `config` with `python`, right after the Burn measurement.
 fn run_pytorch(config: &BenchConfig, skipped: &[usize], python: &str) -> Result<PytorchResult> {
     let skip: Vec<String> = skipped.iter().map(usize::to_string).collect();
     let [c, h, w] = config.input;
-    let device = match config.backend {
-        Backend::Cuda => format!("cuda:{}", config.device),
-        _ => "cpu".to_string(),
-    };
     let args: Vec<String> = [
         ("--depth", config.depth.to_string()),
         ("--batch-size", config.batch_size.to_string()),
@@ -143,7 +148,7 @@ fn run_pytorch(config: &BenchConfig, skipped: &[usize], python: &str) -> Result<
         ("--warmup", config.warmup.to_string()),
         ("--rounds", config.rounds.to_string()),
         ("--seed", config.seed.to_string()),
-        ("--device", device),
+        ("--device", torch_device(config.backend, config.device)),
     ]
     .into_iter()
     .flat_map(|(flag, value)| [flag.to_string(), value])
@@ -420,26 +425,21 @@ pub fn run_retrieval_pytorch(
     config: &RetrievalBenchConfig,
     python: &str,
 ) -> Result<Vec<RetrievalRow>> {
-    let device = match config.backend {
-        Backend::Cuda => format!("cuda:{}", config.device),
-        _ => "cpu".to_string(),
-    };
     let args: Vec<String> = [
-        "--retrieval".to_string(),
-        "--channels".into(),
-        config.channels.to_string(),
-        "--size".into(),
-        config.size.to_string(),
-        "--batch-size".into(),
-        config.batch_size.to_string(),
-        "--max-entries".into(),
-        config.max_entries.to_string(),
-        "--reps".into(),
-        config.reps.to_string(),
-        "--device".into(),
-        device,
+        ("--channels", config.channels),
+        ("--size", config.size),
+        ("--batch-size", config.batch_size),
+        ("--max-entries", config.max_entries),
+        ("--reps", config.reps),
     ]
-    .into();
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+    .chain([
+        "--retrieval".into(),
+        "--device".into(),
+        torch_device(config.backend, config.device),
+    ])
+    .collect();
     pytorch_json(python, &args)
 }
 

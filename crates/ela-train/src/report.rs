@@ -509,16 +509,29 @@ impl LineChart {
                 ))
                 .map_err(draw_err(path))?;
         }
-        chart
-            .configure_series_labels()
-            .position(self.legend.clone())
-            .label_font((FONT, 14))
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(draw_err(path))?;
-        Ok(())
+        draw_legend(chart, self.legend.clone(), path)
     }
+}
+
+/// The series legend of `chart` at `position`, on a translucent white box.
+fn draw_legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+    path: &Path,
+) -> Result<()>
+where
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(draw_err(path))?;
+    Ok(())
 }
 
 fn plain_figure(path: &Path, size: (u32, u32)) -> Figure {
@@ -881,21 +894,9 @@ fn mapping_figure(p: &PruningRecord, path: &Path) -> Result<Option<Figure>> {
                 }))
                 .map_err(draw_err(path))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 14))
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()
-            .map_err(draw_err(path))?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, path)
     })?;
-    Ok(Some(Figure {
-        path: path.to_path_buf(),
-        size,
-        cells: Vec::new(),
-    }))
+    Ok(Some(plain_figure(path, size)))
 }
 
 /// One stage's attention matrix in two records side by side.
