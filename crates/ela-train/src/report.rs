@@ -534,11 +534,11 @@ where
     Ok(())
 }
 
-fn plain_figure(path: &Path, size: (u32, u32)) -> Figure {
+fn figure(path: &Path, size: (u32, u32), cells: Vec<Cell>) -> Figure {
     Figure {
         path: path.to_path_buf(),
         size,
-        cells: Vec::new(),
+        cells,
     }
 }
 
@@ -602,7 +602,7 @@ fn curves_figure(run: &Run, path: &Path) -> Result<Figure> {
         loss.draw(&left, path)?;
         accuracy.draw(&right, path)
     })?;
-    Ok(plain_figure(path, size))
+    Ok(figure(path, size, Vec::new()))
 }
 
 /// Training seconds per epoch, one line per run.
@@ -637,7 +637,7 @@ fn epoch_time_figure(runs: &[Run], path: &Path) -> Result<Figure> {
         legend: SeriesLabelPosition::LowerRight,
     };
     render(path, size, |root| chart.draw(root, path))?;
-    Ok(plain_figure(path, size))
+    Ok(figure(path, size, Vec::new()))
 }
 
 /// A heatmap's contents: labels, values (`None`: no value), crossed cells, colour range.
@@ -801,11 +801,7 @@ fn kl_figure(p: &PruningRecord, path: &Path) -> Result<Figure> {
         let cells = draw_heatmap(root, &map, path)?;
         Ok(cells)
     })?;
-    Ok(Figure {
-        path: path.to_path_buf(),
-        size,
-        cells,
-    })
+    Ok(figure(path, size, cells))
 }
 
 /// The mapping curve with τ and every scored block's (normalized, mapped) point, per window.
@@ -896,7 +892,7 @@ fn mapping_figure(p: &PruningRecord, path: &Path) -> Result<Option<Figure>> {
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, path)
     })?;
-    Ok(Some(plain_figure(path, size)))
+    Ok(Some(figure(path, size, Vec::new())))
 }
 
 /// One stage's attention matrix in two records side by side.
@@ -953,9 +949,5 @@ fn attention_figure(
         }
         Ok(cells)
     })?;
-    Ok(Figure {
-        path: path.to_path_buf(),
-        size,
-        cells,
-    })
+    Ok(figure(path, size, cells))
 }
