@@ -1,7 +1,10 @@
-//! The CIFAR bottleneck block (SPEC §1) with an optional layer-attention module.
+//! The residual blocks (SPEC §1): the bottleneck (1×1 → 3×3 → 1×1, ×4) of the CIFAR and the
+//! ImageNet ResNet-50/101/152, and the basic block (3×3 → 3×3) of ImageNet ResNet-18/34, each
+//! with an optional attention module.
 //!
-//! Field names follow the PyTorch attributes of the official `MRLA_Bottleneck`
-//! (`resnet/models/resnet_mrla_base.py`): `conv1..3`, `bn1..3`, `downsample`, `mrla`, `bn_mrla`.
+//! Field names follow the PyTorch attributes of torchvision's `Bottleneck`/`BasicBlock` and of the
+//! official `MRLA_Bottleneck` (`resnet/models/resnet_mrla_base.py`): `conv1..3`, `bn1..3`,
+//! `downsample`, `mrla`, `bn_mrla`. A basic block has no `conv3`/`bn3`.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
@@ -15,9 +18,51 @@ use crate::baselines::{
 };
 use crate::mrla::{LayerAttention, LayerAttentionConfig};
 
-/// Output channels = 4 × base width.
+/// Output channels of a bottleneck = 4 × its planes.
 pub const EXPANSION: usize = 4;
 
+/// Which residual block a ResNet is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockKind {
+    /// 3×3 (strided) → 3×3, output = planes (torchvision `BasicBlock`, ResNet-18/34).
+    Basic,
+    /// 1×1 → 3×3 (strided) → 1×1, output = 4 × planes (ResNet-50/101/152 and the CIFAR models).
+    Bottleneck,
+}
+
+impl BlockKind {
+    /// Output channels per plane.
+    pub fn expansion(self) -> usize {
+        match self {
+            Self::Basic => 1,
+            Self::Bottleneck => EXPANSION,
+        }
+    }
+}
+
+/// What one block is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockSpec {
+    /// Basic or bottleneck.
+    pub kind: BlockKind,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Planes: the output has `planes × expansion` channels.
+    pub planes: usize,
+    /// Channels of the inner convolutions (a bottleneck's `planes × width_per_group / 64`; a
+    /// basic block's `planes`).
+    pub inner: usize,
+    /// Stride of the 3×3 convolution that downsamples (the first of a basic block, the second
+    /// of a bottleneck).
+    pub stride: usize,
+    /// Attention of the block.
+    pub attention: AttentionKind,
+    /// Channels per layer-attention head.
+    pub dim_per_head: usize,
+    /// Zero-initialize the last BN's γ, so the residual branch starts as zero.
+    pub zero_init_last_bn: bool,
+}
 /// He-normal (fan-out) initialization of convolutions, as torchvision's ResNets.
 fn conv(channels: [usize; 2], kernel: usize, stride: usize, device: &Device) -> Conv2d {
     let pad = kernel / 2;
@@ -41,21 +86,22 @@ pub struct Downsample {
     pub bn: BatchNorm,
 }
 
-/// Bottleneck block: 1×1 → 3×3 (strided) → 1×1 (×4), residual add, ReLU, then layer attention.
+/// Residual block: bottleneck 1×1 → 3×3 (strided) → 1×1 (×4), or basic 3×3 (strided) → 3×3;
+/// residual add, ReLU, then layer attention.
 #[derive(Module, Debug)]
-pub struct Bottleneck {
-    /// 1×1 reduction.
+pub struct ResBlock {
+    /// Bottleneck: 1×1 reduction; basic: the strided 3×3.
     pub conv1: Conv2d,
     /// BN after conv1.
     pub bn1: BatchNorm,
-    /// 3×3, carries the stage's stride.
+    /// Bottleneck: the strided 3×3; basic: the second 3×3.
     pub conv2: Conv2d,
     /// BN after conv2.
     pub bn2: BatchNorm,
-    /// 1×1 expansion.
-    pub conv3: Conv2d,
-    /// BN after conv3.
-    pub bn3: BatchNorm,
+    /// Bottleneck only: 1×1 expansion.
+    pub conv3: Option<Conv2d>,
+    /// Bottleneck only: BN after conv3.
+    pub bn3: Option<BatchNorm>,
     /// Projection shortcut wherever the shape changes.
     pub downsample: Option<Downsample>,
     /// Layer attention (MRLA-B or MRLA-L).
@@ -74,18 +120,20 @@ pub struct Bottleneck {
     pub bam: Option<Bam>,
 }
 
-impl Bottleneck {
-    /// A block from `in_channels` to `4 × width` channels.
-    pub fn new(
-        in_channels: usize,
-        width: usize,
-        stride: usize,
-        attention: AttentionKind,
-        dim_per_head: usize,
-        zero_init_last_bn: bool,
-        device: &Device,
-    ) -> Self {
-        let out = width * EXPANSION;
+impl ResBlock {
+    /// A block as `spec` describes it.
+    pub fn new(spec: &BlockSpec, device: &Device) -> Self {
+        let BlockSpec {
+            kind,
+            in_channels,
+            planes,
+            inner,
+            stride,
+            attention,
+            dim_per_head,
+            zero_init_last_bn,
+        } = *spec;
+        let out = planes * kind.expansion();
         let downsample = (stride != 1 || in_channels != out).then(|| Downsample {
             conv: conv([in_channels, out], 1, stride, device),
             bn: BatchNormConfig::new(out).init(device),
@@ -96,20 +144,39 @@ impl Bottleneck {
                 .with_light(attention == AttentionKind::MrlaL)
                 .init(device)
         });
+        let last_bn = |channels| {
+            let mut bn = BatchNormConfig::new(channels).init(device);
+            if zero_init_last_bn {
+                bn.gamma = Initializer::Zeros.init([channels], device);
+            }
+            bn
+        };
+        let (conv1, bn1, conv2, bn2, conv3, bn3) = match kind {
+            BlockKind::Bottleneck => (
+                conv([in_channels, inner], 1, 1, device),
+                BatchNormConfig::new(inner).init(device),
+                conv([inner, inner], 3, stride, device),
+                BatchNormConfig::new(inner).init(device),
+                Some(conv([inner, out], 1, 1, device)),
+                Some(last_bn(out)),
+            ),
+            BlockKind::Basic => (
+                conv([in_channels, out], 3, stride, device),
+                BatchNormConfig::new(out).init(device),
+                conv([out, out], 3, 1, device),
+                last_bn(out),
+                None,
+                None,
+            ),
+        };
         let when = |kind: AttentionKind| attention == kind;
         Self {
-            conv1: conv([in_channels, width], 1, 1, device),
-            bn1: BatchNormConfig::new(width).init(device),
-            conv2: conv([width, width], 3, stride, device),
-            bn2: BatchNormConfig::new(width).init(device),
-            conv3: conv([width, out], 1, 1, device),
-            bn3: {
-                let mut bn3 = BatchNormConfig::new(out).init(device);
-                if zero_init_last_bn {
-                    bn3.gamma = Initializer::Zeros.init([out], device);
-                }
-                bn3
-            },
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3,
             downsample,
             bn_mrla: mrla
                 .as_ref()
@@ -124,15 +191,41 @@ impl Bottleneck {
         }
     }
 
-    /// The residual branch `bn3(conv3(…))`, refined by the block's SE, ECA, CBAM, GC or BAM
+    /// Basic or bottleneck.
+    pub fn kind(&self) -> BlockKind {
+        if self.conv3.is_some() {
+            BlockKind::Bottleneck
+        } else {
+            BlockKind::Basic
+        }
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.conv3.as_ref().unwrap_or(&self.conv2).weight.dims()[0]
+    }
+
+    /// The block's stride.
+    pub fn stride(&self) -> usize {
+        match self.kind() {
+            BlockKind::Bottleneck => self.conv2.stride[0],
+            BlockKind::Basic => self.conv1.stride[0],
+        }
+    }
+
+    /// The residual branch (`bn3(conv3(…))` of a bottleneck, `bn2(conv2(…))` of a basic block),
+    /// refined by the block's SE, ECA, CBAM, GC or BAM
     /// module if it has one, and the shortcut.
     ///
     /// # Shapes
-    /// - x: `[batch, C_in, H, W]` → (`[batch, 4·width, H/s, W/s]`, same)
+    /// - x: `[batch, C_in, H, W]` → (`[batch, C_out, H/s, W/s]`, same)
     pub fn branch(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let mut out = self.bn3.forward(self.conv3.forward(out));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        let mut out = match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),
+            _ => out,
+        };
         if let Some(se) = &self.se {
             out = se.forward(out);
         }
@@ -159,7 +252,7 @@ impl Bottleneck {
     /// `o_{t−1}`).
     ///
     /// # Shapes
-    /// - x: `[batch, C_in, H, W]` → (`[batch, 4·width, H/s, W/s]`, same)
+    /// - x: `[batch, C_in, H, W]` → (`[batch, C_out, H/s, W/s]`, same)
     pub fn residual(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let (out, identity) = self.branch(x);
         (relu(out + identity.clone()), identity)
@@ -167,7 +260,7 @@ impl Bottleneck {
 
     /// Every BatchNorm of the block.
     pub fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
-        [Some(&self.bn1), Some(&self.bn2), Some(&self.bn3)]
+        [Some(&self.bn1), Some(&self.bn2), self.bn3.as_ref()]
             .into_iter()
             .chain([
                 self.downsample.as_ref().map(|d| &d.bn),

@@ -6,22 +6,56 @@
 //! `weight/bias` and transpose linear weights. PyTorch's BatchNorm `num_batches_tracked` has no
 //! Burn counterpart: it is ignored on import, and PyTorch's `load_state_dict` fills it in.
 //!
+//! Checkpoints of other codebases load through the same names ([`ElaResNet::load_pytorch`]):
+//! torchvision's ResNets (`.pth`, a bare state dict) and the official MRLA code's
+//! (`.pth.tar` with a `state_dict`, `module.`-prefixed when saved from `DataParallel`). The
+//! official MRLA-B models name their stages `stages.0..3` and their deep stem `conv1.0..6`
+//! (`resnet/models/resnet_mrla_base.py`), and both official variants wrap the attention layer
+//! as `mrla.mrla.W*` (`mrla_module`); these are mapped onto `layer1..4`, `stem.*`/`conv1` and
+//! `mrla.W*`.
+//!
 //! The file's metadata carries the model configuration (`ela.config`, JSON) and the skip flags
 //! (`ela.skip_flags`, a JSON array of booleans), so a pruned model's inference honours them.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::pytorch_reader::PytorchReader;
+use burn::store::{
+    BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::{AttentionKind, ElaResNet, ElaResNetConfig, ModelError, SkipMode};
+use crate::{Arch, AttentionKind, ElaResNet, ElaResNetConfig, ModelError, SkipMode};
 
 /// Metadata key of the JSON model description.
 pub const META_CONFIG: &str = "ela.config";
 /// Metadata key of the JSON skip-flag array.
 pub const META_SKIP_FLAGS: &str = "ela.skip_flags";
 
+/// Other codebases' PyTorch names → ours (applied before [`FROM_TORCH`]).
+const FROM_OFFICIAL: [(&str, &str); 11] = [
+    (r"^module\.", ""),
+    (r"^stages\.0\.", "layer1."),
+    (r"^stages\.1\.", "layer2."),
+    (r"^stages\.2\.", "layer3."),
+    (r"^stages\.3\.", "layer4."),
+    (r"\.mrla\.mrla\.", ".mrla."),
+    (r"^conv1\.0\.", "stem.conv_a."),
+    (r"^conv1\.1\.", "stem.bn_a."),
+    (r"^conv1\.3\.", "stem.conv_b."),
+    (r"^conv1\.4\.", "stem.bn_b."),
+    (r"^conv1\.6\.", "conv1."),
+];
+/// Deep-stem Burn paths → the official `nn.Sequential` names (applied before [`TO_TORCH`]; the
+/// first rule must run before the others).
+const TO_TORCH_DEEP_STEM: [(&str, &str); 5] = [
+    (r"^conv1\.", "conv1.6."),
+    (r"^stem\.conv_a\.", "conv1.0."),
+    (r"^stem\.bn_a\.", "conv1.1."),
+    (r"^stem\.conv_b\.", "conv1.3."),
+    (r"^stem\.bn_b\.", "conv1.4."),
+];
 /// Burn path → PyTorch name.
 const TO_TORCH: [(&str, &str); 5] = [
     (r"\.downsample\.conv\.", ".downsample.0."),
@@ -42,6 +76,9 @@ const FROM_TORCH: [(&str, &str); 5] = [
 /// The architecture a weights file was written for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelDescription {
+    /// ResNet family (files written before ImageNet models existed are CIFAR).
+    #[serde(default)]
+    pub arch: Arch,
     /// Depth d.
     pub depth: usize,
     /// Classes of the head.
@@ -54,12 +91,25 @@ pub struct ModelDescription {
     pub dim_per_head: usize,
     /// Skip mode.
     pub skip_mode: SkipMode,
+    /// Whether the stem is the deep MRLA-B stem.
+    #[serde(default)]
+    pub deep_stem: bool,
+    /// ImageNet bottlenecks' width per group.
+    #[serde(default = "default_width_per_group")]
+    pub width_per_group: usize,
+}
+
+fn default_width_per_group() -> usize {
+    64
 }
 
 impl ModelDescription {
     /// The configuration that builds this architecture.
     pub fn config(&self) -> ElaResNetConfig {
         ElaResNetConfig::new(self.depth, self.num_classes)
+            .with_arch(self.arch)
+            .with_deep_stem(Some(self.deep_stem))
+            .with_width_per_group(self.width_per_group)
             .with_in_channels(self.in_channels)
             .with_attention(self.attention)
             .with_dim_per_head(self.dim_per_head)
@@ -96,12 +146,18 @@ impl ElaResNet {
     /// The architecture of this model.
     pub fn description(&self) -> ModelDescription {
         ModelDescription {
+            arch: self.arch(),
             depth: self.depth(),
             num_classes: self.num_classes(),
             in_channels: self.in_channels(),
             attention: self.attention(),
-            dim_per_head: self.layer1[0].mrla.as_ref().map_or(16, |m| m.dim_per_head),
+            dim_per_head: self.layer1[0].mrla.as_ref().map_or(
+                ElaResNetConfig::official_dim_per_head(self.arch(), self.attention()),
+                |m| m.dim_per_head,
+            ),
             skip_mode: self.skip_mode(),
+            deep_stem: self.has_deep_stem(),
+            width_per_group: self.width_per_group(),
         }
     }
 
@@ -110,8 +166,14 @@ impl ElaResNet {
     pub fn save_safetensors(&self, path: &Path) -> Result<(), ModelError> {
         let description = serde_json::to_string(&self.description()).expect("serializable");
         let flags = serde_json::to_string(&self.skip_flags()).expect("serializable");
-        let mut store = TO_TORCH
+        let deep: &[(&str, &str)] = if self.has_deep_stem() {
+            &TO_TORCH_DEEP_STEM
+        } else {
+            &[]
+        };
+        let mut store = deep
             .iter()
+            .chain(&TO_TORCH)
             .fold(SafetensorsStore::from_file(path), |s, (a, b)| {
                 s.with_key_remapping(*a, *b)
             })
@@ -135,35 +197,102 @@ impl ElaResNet {
         path: &Path,
         strict: bool,
     ) -> Result<LoadReport, ModelError> {
+        self.load_checkpoint(
+            path,
+            &LoadOptions {
+                strict,
+                skip_head: false,
+            },
+        )
+    }
+
+    /// Loads a PyTorch checkpoint: a `.pth`/`.pt`/`.pth.tar` file (torchvision's bare state
+    /// dict, or a dict holding it under `state_dict`, `model` or `model_state_dict`, with or
+    /// without the `module.` prefix of `DataParallel`), or a safetensors file. Names of the
+    /// official MRLA models are mapped onto ours (see the module docs).
+    pub fn load_pytorch(&mut self, path: &Path, strict: bool) -> Result<LoadReport, ModelError> {
+        self.load_checkpoint(
+            path,
+            &LoadOptions {
+                strict,
+                skip_head: false,
+            },
+        )
+    }
+
+    /// [`load_pytorch`](Self::load_pytorch) with options: `skip_head` leaves the linear head
+    /// as initialized (fine-tuning with another number of classes) and leaves `fc.*` out of
+    /// the report.
+    pub fn load_checkpoint(
+        &mut self,
+        path: &Path,
+        options: &LoadOptions,
+    ) -> Result<LoadReport, ModelError> {
         let err = |reason: String| ModelError::Weights {
             path: path.to_path_buf(),
             reason,
         };
-        let meta = read_metadata(path)?;
-        let mut store = FROM_TORCH
-            .iter()
-            .fold(SafetensorsStore::from_file(path), |s, (a, b)| {
-                s.with_key_remapping(*a, *b)
-            })
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .map_indices_contiguous(false)
-            .allow_partial(true)
-            .validate(true);
-        let result = self.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+        let not_head: fn(&str, &str) -> bool = |path, _| !path.starts_with("fc.");
+        let remaps = || FROM_OFFICIAL.iter().chain(&FROM_TORCH);
+        let (result, meta) = if is_safetensors(path)? {
+            let meta = read_metadata(path)?;
+            let mut store = remaps()
+                .fold(SafetensorsStore::from_file(path), |s, (a, b)| {
+                    s.with_key_remapping(*a, *b)
+                })
+                .with_from_adapter(PyTorchToBurnAdapter)
+                .map_indices_contiguous(false)
+                .allow_partial(true)
+                .validate(true);
+            if options.skip_head {
+                store = store.with_predicate(not_head);
+            }
+            let result = self.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+            (result, meta)
+        } else {
+            let keys = PytorchReader::new(path)
+                .map_err(|e| err(format!("not a PyTorch checkpoint: {e}")))?
+                .keys();
+            let top = ["state_dict", "model_state_dict", "model"]
+                .into_iter()
+                .find(|k| keys.iter().any(|n| n.starts_with(&format!("{k}."))));
+            let mut store = remaps()
+                .fold(PytorchStore::from_file(path), |s, (a, b)| {
+                    s.with_key_remapping(*a, *b)
+                })
+                .map_indices_contiguous(false)
+                .allow_partial(true)
+                .validate(true);
+            if let Some(key) = top {
+                store = store.with_top_level_key(key);
+            }
+            if options.skip_head {
+                store = store.with_predicate(not_head);
+            }
+            let result = self.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+            (result, HashMap::new())
+        };
         if !result.errors.is_empty() {
             let errors: Vec<String> = result.errors.iter().map(|e| format!("{e:?}")).collect();
             return Err(err(errors.join("; ")));
         }
-        let missing: Vec<String> = result.missing.iter().map(|(p, _)| p.clone()).collect();
+        let head = |k: &str| options.skip_head && k.starts_with("fc.");
+        let missing: Vec<String> = result
+            .missing
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| !head(p))
+            .collect();
         let unused: Vec<String> = result
             .unused
             .iter()
-            .filter(|k| !k.ends_with("num_batches_tracked"))
+            .filter(|k| !k.ends_with("num_batches_tracked") && !head(k))
             .cloned()
             .collect();
-        if strict && !(missing.is_empty() && unused.is_empty()) {
+        if options.strict && !(missing.is_empty() && unused.is_empty()) {
             return Err(err(format!(
-                "does not match the model (depth {}, attention {}): missing {:?}, unused {:?}",
+                "does not match the model ({} ResNet-{}, attention {}): missing {:?}, unused {:?}",
+                self.arch(),
                 self.depth(),
                 self.attention(),
                 missing,
@@ -190,4 +319,29 @@ impl ElaResNet {
             skip_flags,
         })
     }
+}
+
+/// How [`ElaResNet::load_checkpoint`] loads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Missing parameters and unused tensors are errors, not only reported.
+    pub strict: bool,
+    /// Leave the linear head (`fc.*`) as initialized.
+    pub skip_head: bool,
+}
+
+/// Whether `path` holds a safetensors file (an 8-byte little-endian header length, then a
+/// JSON object), as opposed to a PyTorch pickle or zip.
+fn is_safetensors(path: &Path) -> Result<bool, ModelError> {
+    use std::io::Read;
+    let mut head = [0u8; 9];
+    let mut file = std::fs::File::open(path).map_err(|e| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let n = file.read(&mut head).map_err(|e| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(n == 9 && head[8] == b'{' && u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) > 1)
 }

@@ -249,8 +249,24 @@ fn zero_init_of_the_last_bn_is_an_option() {
         .unwrap();
     let ones = model(20, 10, AttentionKind::None, &device);
     for (z, o) in zero.layer2.iter().zip(&ones.layer2) {
-        let gz: f32 = z.bn3.gamma.val().abs().sum().into_scalar();
-        let go: Vec<f32> = o.bn3.gamma.val().into_data().try_to_vec().unwrap();
+        let gz: f32 = z
+            .bn3
+            .as_ref()
+            .unwrap()
+            .gamma
+            .val()
+            .abs()
+            .sum()
+            .into_scalar();
+        let go: Vec<f32> = o
+            .bn3
+            .as_ref()
+            .unwrap()
+            .gamma
+            .val()
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         assert_eq!(gz, 0.0);
         assert!(go.iter().all(|&g| g == 1.0));
     }

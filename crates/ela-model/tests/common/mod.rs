@@ -1,4 +1,5 @@
 //! Helpers shared by the tests that compare with the NumPy fixtures.
+#![allow(dead_code)] // each test binary uses a subset
 
 use std::path::PathBuf;
 
