@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
-use ela_model::ElaResNetConfig;
+use ela_model::{Arch, ElaResNetConfig};
 use ela_train::backend::{self, Backend};
 use ela_train::bench::{self, BenchConfig, DataBenchConfig, RetrievalBenchConfig};
 use ela_train::fetch::{FetchName, Fetched, fetch};
@@ -34,6 +34,8 @@ enum Command {
     Train(Box<TrainConfig>),
     /// Print a model's block layout; the last line is `parameters: N`.
     Summary(ModelArgs),
+    /// List the registered models: canonical name, family, depth, block, attention.
+    Models,
     /// Replay a pruning decision from a KL log with any method and parameters.
     PrunePlan(PrunePlanArgs),
     /// One eval-mode forward pass of a safetensors input through safetensors weights.
@@ -77,7 +79,13 @@ struct FetchArgs {
 
 #[derive(clap::Args)]
 struct ModelArgs {
-    /// ResNet depth (9n + 2).
+    /// A registered model (see `ela models`): sets --arch, --depth and --attention.
+    #[arg(long)]
+    model: Option<String>,
+    /// ResNet family: cifar or imagenet.
+    #[arg(long, default_value = "cifar")]
+    arch: Arch,
+    /// ResNet depth: 9n + 2 for cifar; 18, 34, 50, 101 or 152 for imagenet.
     #[arg(long, default_value_t = 20)]
     depth: usize,
     /// Layer attention (ela builds MRLA-B).
@@ -89,17 +97,30 @@ struct ModelArgs {
     /// Input channels.
     #[arg(long, default_value_t = 3)]
     in_channels: usize,
-    /// Channels per attention head.
-    #[arg(long, default_value_t = 16)]
-    dim_per_head: usize,
+    /// Channels per attention head. Default: the official code's (32 for ImageNet MRLA-L, 16
+    /// otherwise).
+    #[arg(long)]
+    dim_per_head: Option<usize>,
 }
 
 impl ModelArgs {
-    fn config(&self) -> ElaResNetConfig {
-        ElaResNetConfig::new(self.depth, self.num_classes)
+    fn config(&self) -> Result<ElaResNetConfig> {
+        let (arch, depth, attention) = match &self.model {
+            Some(name) => {
+                let e = ela_model::registry::find(name).context("--model")?;
+                (e.arch, e.depth, e.attention)
+            }
+            None => (self.arch, self.depth, self.attention.attention()),
+        };
+        Ok(ElaResNetConfig::new(depth, self.num_classes)
+            .with_arch(arch)
             .with_in_channels(self.in_channels)
-            .with_attention(self.attention.attention())
-            .with_dim_per_head(self.dim_per_head)
+            .with_attention(attention)
+            .with_dim_per_head(
+                self.dim_per_head
+                    .unwrap_or_else(|| ElaResNetConfig::official_dim_per_head(arch, attention)),
+            )
+            .with_zero_init_last_bn(arch == Arch::Imagenet))
     }
 }
 
@@ -148,6 +169,10 @@ fn main() {
     let result = match cli.command {
         Command::Train(config) => run_train(&config),
         Command::Summary(args) => summary(&args),
+        Command::Models => {
+            list_models();
+            Ok(())
+        }
         Command::PrunePlan(args) => prune_plan(&args),
         Command::Forward(args) => forward(&args),
         Command::Fetch(args) => run_fetch(&args),
@@ -260,9 +285,31 @@ fn run_train(config: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
+fn list_models() {
+    println!(
+        "{:<24} {:<9} {:>5}  {:<10} attention",
+        "name", "family", "depth", "block"
+    );
+    for e in ela_model::registry::all() {
+        let block = e.arch.stages(e.depth).map_or("?", |(kind, _)| match kind {
+            ela_model::BlockKind::Basic => "basic",
+            ela_model::BlockKind::Bottleneck => "bottleneck",
+        });
+        let attention = if e.ela {
+            "ela (mrla-b, pruned)".to_string()
+        } else {
+            e.attention.to_string()
+        };
+        println!(
+            "{:<24} {:<9} {:>5}  {:<10} {attention}",
+            e.name, e.arch, e.depth, block
+        );
+    }
+}
+
 fn summary(args: &ModelArgs) -> Result<()> {
     let device = backend::device(Backend::Cpu, 0)?;
-    let model = args.config().init(&device)?;
+    let model = args.config()?.init(&device)?;
     println!("{}", model.summary());
     Ok(())
 }
@@ -294,7 +341,7 @@ fn prune_plan(args: &PrunePlanArgs) -> Result<()> {
 
 fn forward(args: &ForwardArgs) -> Result<()> {
     let device = backend::device(args.backend, 0)?;
-    let mut model = args.model.config().init(&device)?;
+    let mut model = args.model.config()?.init(&device)?;
     let report = model.load_safetensors(&args.weights, true)?;
     if let Some(skip) = &args.skip {
         let n = model.layout().num_blocks();

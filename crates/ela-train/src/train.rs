@@ -11,7 +11,7 @@ use burn::optim::{SgdConfig, decay::WeightDecayConfig};
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
-use ela_model::{ALL_ATTENTION, AttentionKind, ElaResNetConfig, SkipMode};
+use ela_model::{ALL_ATTENTION, Arch, AttentionKind, ElaResNetConfig, SkipMode};
 use ela_prune::{EbqmParams, KlDirection, Mapping, PruneMethod, PruningSchedule, SchedulePreset};
 use serde::{Deserialize, Serialize};
 
@@ -319,15 +319,37 @@ pub struct TrainConfig {
     /// Use only the first N test images.
     #[arg(long)]
     pub limit_test: Option<usize>,
-    /// ResNet depth (9n + 2).
+    /// A registered model, e.g. `cifar_resnet56_ela`, `resnet50_mrlab`, `resnet18` (see
+    /// `ela models`): sets --arch, --depth and --attention.
+    #[arg(long)]
+    #[serde(default)]
+    pub model: Option<String>,
+    /// ResNet family: cifar (the CIFAR bottleneck ResNet-(9n+2)) or imagenet (torchvision's
+    /// ResNet-18/34/50/101/152).
+    #[arg(long, default_value = "cifar")]
+    #[serde(default)]
+    pub arch: Arch,
+    /// ResNet depth: 9n + 2 for cifar (20, 56, 110, …); 18, 34, 50, 101 or 152 for imagenet.
     #[arg(long, default_value_t = 20)]
     pub depth: usize,
     /// Layer attention.
     #[arg(long, value_enum, default_value = "ela")]
     pub attention: Method,
-    /// Channels per attention head.
-    #[arg(long, default_value_t = 16)]
-    pub dim_per_head: usize,
+    /// Channels per attention head. Default: the official code's (32 for ImageNet MRLA-L, 16
+    /// otherwise).
+    #[arg(long)]
+    pub dim_per_head: Option<usize>,
+    /// ImageNet models: the official MRLA-B deep stem (three 3×3 convolutions) instead of the
+    /// 7×7 one. Default: deep for MRLA-B and ELA, as the official code.
+    #[arg(long)]
+    #[serde(default)]
+    pub deep_stem: Option<bool>,
+    /// Start from these weights: a PyTorch checkpoint (`.pth`, `.pth.tar`: torchvision's or the
+    /// official MRLA code's) or a safetensors file. A head of another number of classes is left
+    /// new (fine-tuning); missing and unused tensors are listed.
+    #[arg(long)]
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
     /// What a skipped ELA block still computes: full or retrieval.
     #[arg(long, default_value = "full")]
     pub skip_mode: SkipMode,
@@ -479,8 +501,51 @@ impl TrainConfig {
             .min(self.resolved_epochs())
     }
 
+    /// This configuration with `--model` expanded into --arch, --depth and --attention.
+    pub fn with_model_resolved(&self) -> Result<Self> {
+        let mut out = self.clone();
+        if let Some(name) = &self.model {
+            let entry = ela_model::registry::find(name).context("--model")?;
+            out.arch = entry.arch;
+            out.depth = entry.depth;
+            out.attention = if entry.ela {
+                Method::Ela
+            } else {
+                Method::Model(entry.attention)
+            };
+        }
+        Ok(out)
+    }
+
+    /// Channels per attention head: the flag's, or the official code's.
+    pub fn resolved_dim_per_head(&self) -> usize {
+        self.dim_per_head.unwrap_or_else(|| {
+            ElaResNetConfig::official_dim_per_head(self.arch, self.attention.attention())
+        })
+    }
+
+    /// The model's configuration for `num_classes` classes of `in_channels`-channel images.
+    pub fn model_config(&self, num_classes: usize, in_channels: usize) -> ElaResNetConfig {
+        ElaResNetConfig::new(self.depth, num_classes)
+            .with_arch(self.arch)
+            .with_in_channels(in_channels)
+            .with_attention(self.attention.attention())
+            .with_dim_per_head(self.resolved_dim_per_head())
+            .with_deep_stem(self.deep_stem)
+            .with_skip_mode(self.skip_mode)
+            .with_zero_init_last_bn(self.resolved_zero_init_last_bn())
+    }
+
     /// Rejects invalid values before any work starts.
     pub fn validate(&self) -> Result<()> {
+        let resolved = self.with_model_resolved()?;
+        if self.model.is_some() {
+            return resolved.validate_resolved();
+        }
+        self.validate_resolved()
+    }
+
+    fn validate_resolved(&self) -> Result<()> {
         if self.resolved_epochs() == 0 {
             bail!("--epochs must be at least 1");
         }
@@ -497,7 +562,12 @@ impl TrainConfig {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             bail!("--weight-decay must be >= 0, got {}", self.weight_decay);
         }
-        ela_prune::StageLayout::cifar(self.depth).context("--depth")?;
+        self.arch.stages(self.depth).context("--depth")?;
+        if let Some(path) = &self.pretrained
+            && !path.is_file()
+        {
+            bail!("--pretrained: {} is not a file", path.display());
+        }
         if self.attention == Method::Ela {
             self.prune.method()?;
             self.prune.schedule(self.resolved_epochs())?;
@@ -507,6 +577,56 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// Loads `--pretrained` weights, with a new head when the file's has another number of classes,
+/// and prints what was applied.
+fn load_pretrained(net: &mut ela_model::ElaResNet, path: &Path) -> Result<()> {
+    use ela_model::weights::LoadOptions;
+    let full = LoadOptions::default();
+    let (report, new_head) = match net.load_checkpoint(path, &full) {
+        Ok(report) => (report, false),
+        Err(first) => {
+            let headless = LoadOptions {
+                skip_head: true,
+                ..full
+            };
+            match net.load_checkpoint(path, &headless) {
+                Ok(report) => (report, true),
+                Err(_) => return Err(first).context("--pretrained"),
+            }
+        }
+    };
+    if report.applied == 0 {
+        bail!(
+            "--pretrained: {} has no tensor this model uses (unused: {:?})",
+            path.display(),
+            report.unused
+        );
+    }
+    println!(
+        "pretrained: {} tensors from {}{}",
+        report.applied,
+        path.display(),
+        if new_head {
+            format!(" (new {}-class head)", net.num_classes())
+        } else {
+            String::new()
+        }
+    );
+    if !report.missing.is_empty() {
+        println!(
+            "pretrained: not in the file, left as initialized: {}",
+            report.missing.join(", ")
+        );
+    }
+    if !report.unused.is_empty() {
+        println!(
+            "pretrained: in the file, not in the model: {}",
+            report.unused.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Where `cargo xtask fetch` puts a dataset by default.
@@ -548,6 +668,7 @@ pub fn load_dataset(dataset: DatasetName, dir: Option<&Path>) -> Result<Splits> 
 
 /// Trains one model as configured and writes its run directory.
 pub fn train(config: &TrainConfig) -> Result<RunSummary> {
+    let config = &config.with_model_resolved()?;
     run_training(config, false)
 }
 
@@ -636,13 +757,12 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     let shape = [train_set.channels, train_set.height, train_set.width];
 
     device.seed(config.seed);
-    let net = ElaResNetConfig::new(config.depth, train_set.num_classes)
-        .with_in_channels(shape[0])
-        .with_attention(config.attention.attention())
-        .with_dim_per_head(config.dim_per_head)
-        .with_skip_mode(config.skip_mode)
-        .with_zero_init_last_bn(config.resolved_zero_init_last_bn())
+    let mut net = config
+        .model_config(train_set.num_classes, shape[0])
         .init(&device)?;
+    if let (Some(path), None) = (&config.pretrained, &resumed) {
+        load_pretrained(&mut net, path)?;
+    }
     if let Some(state) = &resumed {
         net.set_skip_flags(&state.skip_flags)
             .context("--resume: the checkpoint's skip mask does not fit the model")?;
@@ -718,8 +838,9 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     }
 
     println!(
-        "ela: {} ResNet-{} on {} ({}: {} train / {} test images), {parameters} parameters",
+        "ela: {} {} ResNet-{} on {} ({}: {} train / {} test images), {parameters} parameters",
         config.attention.name(),
+        config.arch,
         config.depth,
         config.dataset.name(),
         config.data_dir.as_ref().map_or_else(

@@ -365,3 +365,87 @@ fn a_failing_write_is_named_and_loses_nothing_written_before() {
     let (ok, _, err) = ela(&["train", "--resume", run_str]);
     assert!(!ok && err.contains("holds no complete checkpoint"), "{err}");
 }
+
+#[test]
+fn imagenet_models_by_name_summarize_and_fine_tune_from_pretrained_weights() {
+    // The registry, as users see it.
+    let (ok, stdout, _) = ela(&["models"]);
+    assert!(ok);
+    for name in [
+        "resnet50_mrlab",
+        "resnet101_ela",
+        "cifar_resnet56_mrlal",
+        "resnet18",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name)),
+            "{name}:\n{stdout}"
+        );
+    }
+    let (ok, stdout, stderr) = ela(&["summary", "--model", "resnet50", "--num-classes", "1000"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().last().unwrap(), "parameters: 25557032");
+    let (ok, _, stderr) = ela(&["summary", "--model", "resnet51_mrlab"]);
+    assert!(
+        !ok && stderr.contains("--model") && stderr.contains("18, 34, 50, 101 or 152"),
+        "{stderr}"
+    );
+
+    // A 5-class ImageNet-style ResNet-18 MRLA-B for 1-channel images, as a pretrained file.
+    let dir = tempfile::tempdir().unwrap();
+    let device = burn::tensor::Device::flex();
+    let pretrained = ela_model::registry::find("resnet18_mrlab")
+        .unwrap()
+        .config(5)
+        .with_in_channels(1)
+        .init(&device)
+        .unwrap();
+    let weights = dir.path().join("pretrained.safetensors");
+    pretrained.save_safetensors(&weights).unwrap();
+    let out = dir.path().join("run");
+    let (ok, stdout, stderr) = ela(&[
+        "train",
+        "--model",
+        "resnet18_ela",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--batch-size",
+        "16",
+        "--windows",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    // Everything but the 10-class head came from the file: resnet18_mrlab's deep stem (3
+    // convolutions, 3 BNs of 4 tensors), 8 blocks × 17 (2 convolutions, 2 BNs, Wq, Wk, Wv,
+    // bn_mrla) and 3 downsamples × 5.
+    assert!(
+        stdout.contains("pretrained: 166 tensors") && stdout.contains("(new 10-class head)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ela imagenet ResNet-18"), "{stdout}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["arch"], "imagenet");
+    assert_eq!(config["depth"], 18);
+    assert_eq!(config["attention"], "ela");
+
+    let (ok, _, stderr) = ela(&[
+        "train",
+        "--model",
+        "resnet18",
+        "--pretrained",
+        "/nonexistent/w.pth",
+    ]);
+    assert!(
+        !ok && stderr.contains("--pretrained") && stderr.contains("/nonexistent/w.pth"),
+        "{stderr}"
+    );
+}
