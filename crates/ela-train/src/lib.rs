@@ -25,6 +25,7 @@ pub mod config;
 pub mod data;
 pub mod fetch;
 pub mod fuzzing;
+pub mod imagenet;
 pub mod lr;
 pub mod model;
 pub mod renderer;
