@@ -197,13 +197,7 @@ impl ElaResNet {
         path: &Path,
         strict: bool,
     ) -> Result<LoadReport, ModelError> {
-        self.load_checkpoint(
-            path,
-            &LoadOptions {
-                strict,
-                skip_head: false,
-            },
-        )
+        self.load_pytorch(path, strict)
     }
 
     /// Loads a PyTorch checkpoint: a `.pth`/`.pt`/`.pth.tar` file (torchvision's bare state
@@ -334,14 +328,13 @@ pub struct LoadOptions {
 /// JSON object), as opposed to a PyTorch pickle or zip.
 fn is_safetensors(path: &Path) -> Result<bool, ModelError> {
     use std::io::Read;
+    let err = |e: std::io::Error| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let mut head = [0u8; 9];
-    let mut file = std::fs::File::open(path).map_err(|e| ModelError::Weights {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    let n = file.read(&mut head).map_err(|e| ModelError::Weights {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(err)?;
     Ok(n == 9 && head[8] == b'{' && u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) > 1)
 }

@@ -85,18 +85,22 @@ fn parity_fixture() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixture("imagenet_parity.json")).unwrap()).unwrap()
 }
 
+/// A JSON array of sizes.
+fn dims(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect()
+}
+
 /// Writes the formula values under the fixture's names to a safetensors file.
 fn write_formula_weights(params: &[serde_json::Value], path: &std::path::Path) {
     let tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = params
         .iter()
         .map(|p| {
             let name = p[0].as_str().unwrap().to_string();
-            let shape: Vec<usize> = p[1]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap() as usize)
-                .collect();
+            let shape = dims(&p[1]);
             let bytes = formula(&name, &shape)
                 .iter()
                 .flat_map(|v| v.to_le_bytes())
@@ -120,12 +124,7 @@ fn write_formula_weights(params: &[serde_json::Value], path: &std::path::Path) {
 fn logits_match_torchvision_and_the_official_mrla_models() {
     let device = Device::flex();
     let fx = parity_fixture();
-    let shape: Vec<usize> = fx["input_shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
+    let shape = dims(&fx["input_shape"]);
     let n: usize = shape.iter().product();
     let x: Vec<f32> = (0..n).map(|i| (0.013 * i as f64).sin() as f32).collect();
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
+use ela_model::registry::ModelEntry;
 use ela_model::{Arch, ElaResNetConfig};
 use ela_train::backend::{self, Backend};
 use ela_train::bench::{self, BenchConfig, DataBenchConfig, RetrievalBenchConfig};
@@ -104,23 +105,20 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The registry's configuration (the official code's head size, stem and last-BN
+    /// initialization), with --in-channels and --dim-per-head applied.
     fn config(&self) -> Result<ElaResNetConfig> {
-        let (arch, depth, attention) = match &self.model {
-            Some(name) => {
-                let e = ela_model::registry::find(name).context("--model")?;
-                (e.arch, e.depth, e.attention)
-            }
-            None => (self.arch, self.depth, self.attention.attention()),
+        let entry = match &self.model {
+            Some(name) => ela_model::registry::find(name).context("--model")?,
+            None => ModelEntry::new(self.arch, self.depth, self.attention.attention(), false),
         };
-        Ok(ElaResNetConfig::new(depth, self.num_classes)
-            .with_arch(arch)
-            .with_in_channels(self.in_channels)
-            .with_attention(attention)
-            .with_dim_per_head(
-                self.dim_per_head
-                    .unwrap_or_else(|| ElaResNetConfig::official_dim_per_head(arch, attention)),
-            )
-            .with_zero_init_last_bn(arch == Arch::Imagenet))
+        let config = entry
+            .config(self.num_classes)
+            .with_in_channels(self.in_channels);
+        Ok(match self.dim_per_head {
+            Some(d) => config.with_dim_per_head(d),
+            None => config,
+        })
     }
 }
 
