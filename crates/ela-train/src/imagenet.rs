@@ -225,6 +225,23 @@ impl ImageFolderSet {
         out
     }
 
+    /// `n` files spread evenly over the split (the midpoints `⌊(2i + 1) · len / 2n⌋` for
+    /// `i < n`; all if `n` is larger), so that a subset of a class-sorted folder still holds
+    /// every class in proportion.
+    pub fn evenly_spaced(&self, n: usize) -> Self {
+        let len = self.files.len();
+        if n >= len {
+            return self.clone();
+        }
+        let mut out = self.clone();
+        out.files = Arc::new(
+            (0..n)
+                .map(|i| self.files[(2 * i + 1) * len / (2 * n)].clone())
+                .collect(),
+        );
+        out
+    }
+
     /// Number of files.
     pub fn files_len(&self) -> usize {
         self.files.len()

@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{SgdConfig, decay::WeightDecayConfig};
+use burn::optim::{ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
+use burn::prelude::Tensor;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
@@ -20,12 +22,16 @@ use crate::checkpoint::{
     AtomicCheckpointer, KEEP, RECORDS, latest_complete, load_state, verify_records,
 };
 use crate::cifar;
-use crate::data::{EpochClock, EpochShuffled, ImageBatcher, Mnist, Normalization, Splits};
+use crate::data::{
+    EpochClock, EpochShuffled, ImageBatcher, ImageItem, Mnist, Normalization, Splits,
+};
+use crate::imagenet::{self, FolderIndex, ImageFolderSet};
 use crate::lr::{EpochSchedule, ScheduleKind};
 use crate::model::{ElaClassifier, ScoreProbe};
 use crate::renderer::BarRenderer;
 use crate::run::{PruningRecord, RunDir, git_revision, write_json};
 use crate::strategy::{Pruner, PruningStrategy};
+use burn::data::dataset::Dataset;
 
 /// The attention of a run: ELA (MRLA-B whose redundant retrievals are pruned at the window
 /// ends), or any of the model's [`AttentionKind`]s, never pruned. On the command line and in
@@ -103,15 +109,28 @@ pub enum DatasetName {
     Cifar10,
     /// CIFAR-100 (fine labels), the authors' binary version.
     Cifar100,
+    /// ImageNet-1K in the image-folder layout (`train/<wnid>/*.JPEG`, `val/<wnid>/*.JPEG`), as
+    /// `ela fetch imagenet --from DIR` prepares it.
+    Imagenet,
 }
 
 impl DatasetName {
-    /// `mnist`, `cifar10` or `cifar100`.
+    /// `mnist`, `cifar10`, `cifar100` or `imagenet`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Mnist => "mnist",
             Self::Cifar10 => "cifar10",
             Self::Cifar100 => "cifar100",
+            Self::Imagenet => "imagenet",
+        }
+    }
+
+    /// The pruning preset of the dataset's paper runs (SPEC §3.2–3.3): windows scaled to the run
+    /// and the EBQM defaults. The MNIST sample uses CIFAR's.
+    pub fn prune_preset(self) -> SchedulePreset {
+        match self {
+            Self::Imagenet => SchedulePreset::Imagenet,
+            Self::Mnist | Self::Cifar10 | Self::Cifar100 => SchedulePreset::Cifar,
         }
     }
 
@@ -133,6 +152,9 @@ impl DatasetName {
                 warmup_epochs: 1,
                 zero_init_last_bn: false,
                 crop_padding: None,
+                label_smoothing: 0.0,
+                decay_norm_and_bias: true,
+                lr_reference_batch: None,
             },
             // SPEC §4: SGD lr 0.1, batch 128, 180 epochs, ×0.1 at 90 and 135, pad-4 crops and
             // flips.
@@ -145,6 +167,25 @@ impl DatasetName {
                 warmup_epochs: 0,
                 zero_init_last_bn: false,
                 crop_padding: Some(4),
+                label_smoothing: 0.0,
+                decay_norm_and_bias: true,
+                lr_reference_batch: None,
+            },
+            // SPEC §4: 100 epochs, batch 256, lr 0.1 × batch / 256, cosine decay after 3 warm-up
+            // epochs, label smoothing 0.1, no weight decay on BN and biases, zero-init of each
+            // block's last BN; random-resized crops and flips (in `imagenet`).
+            Self::Imagenet => Recipe {
+                epochs: 100,
+                limit_train: None,
+                batch_size: 256,
+                lr: 0.1,
+                lr_schedule: LrScheduleName::Cosine,
+                warmup_epochs: 3,
+                zero_init_last_bn: true,
+                crop_padding: None,
+                label_smoothing: 0.1,
+                decay_norm_and_bias: false,
+                lr_reference_batch: Some(256),
             },
         }
     }
@@ -169,6 +210,13 @@ pub struct Recipe {
     pub zero_init_last_bn: bool,
     /// Training augmentation: zero padding of the random crops (with horizontal flips).
     pub crop_padding: Option<usize>,
+    /// Label smoothing of the cross-entropy.
+    pub label_smoothing: f64,
+    /// Weight decay also on BN scales and shifts and on biases (every 1-D parameter).
+    pub decay_norm_and_bias: bool,
+    /// With a batch size other than this, the default learning rate scales linearly:
+    /// `lr × batch / reference` (the linear scaling rule of SPEC §4's ImageNet recipe).
+    pub lr_reference_batch: Option<usize>,
 }
 
 /// `--prune-method` values.
@@ -203,7 +251,7 @@ pub enum LrScheduleName {
     Cosine,
 }
 
-/// Pruning hyper-parameters; unset values take the dataset preset's (SPEC §3.3).
+/// Pruning hyper-parameters; unset values take the dataset preset's (SPEC §3.2–3.3).
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct PruneArgs {
     /// Decision method.
@@ -220,7 +268,8 @@ pub struct PruneArgs {
     /// Beta shape β of EBQM.
     #[arg(long)]
     pub beta: Option<f64>,
-    /// Threshold τ on the mapped (EBQM) or normalized (threshold) value.
+    /// Threshold τ on the mapped (EBQM) or normalized (threshold) value. Default: the dataset
+    /// preset's (CIFAR and MNIST: α 5, β 1, τ 0.3; ImageNet: α 2, β 5, τ 0.25).
     #[arg(long)]
     pub tau: Option<f64>,
     /// Candidate quantile q of EBQM.
@@ -239,7 +288,8 @@ pub struct PruneArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// Pruning windows: '1-3,45-48,91-93', a preset scaled to the run ('cifar', 'imagenet',
-    /// 'coco'), or 'none'. Default: the cifar preset scaled to --epochs.
+    /// 'coco'), or 'none'. Default: the dataset's preset scaled to --epochs (imagenet for
+    /// ImageNet, cifar otherwise).
     #[arg(long)]
     pub windows: Option<String>,
     /// Direction of the KL score.
@@ -253,7 +303,16 @@ pub struct PruneArgs {
 impl PruneArgs {
     /// The checked decision method (SPEC §3.3 CIFAR defaults for unset values).
     pub fn method(&self) -> Result<PruneMethod> {
-        let d = EbqmParams::cifar();
+        self.method_for(SchedulePreset::Cifar)
+    }
+
+    /// The checked decision method, unset values from `preset`'s EBQM defaults (SPEC §3.3).
+    pub fn method_for(&self, preset: SchedulePreset) -> Result<PruneMethod> {
+        let d = match preset {
+            SchedulePreset::Cifar => EbqmParams::cifar(),
+            SchedulePreset::Imagenet => EbqmParams::imagenet(),
+            SchedulePreset::Coco => EbqmParams::coco(),
+        };
         Ok(match self.method {
             MethodName::Ebqm => PruneMethod::Ebqm(EbqmParams::new(
                 self.alpha.unwrap_or(d.alpha),
@@ -289,9 +348,12 @@ impl PruneArgs {
         })
     }
 
-    /// The checked schedule for a run of `epochs`.
-    pub fn schedule(&self, epochs: usize) -> Result<PruningSchedule> {
-        let spec = self.windows.as_deref().unwrap_or("cifar");
+    /// The checked schedule for a run of `epochs`; without --windows, `preset`'s windows
+    /// scaled to the run.
+    pub fn schedule(&self, epochs: usize, preset: SchedulePreset) -> Result<PruningSchedule> {
+        let Some(spec) = self.windows.as_deref() else {
+            return Ok(PruningSchedule::preset(preset, epochs));
+        };
         Ok(match spec.parse::<SchedulePreset>() {
             Ok(preset) => PruningSchedule::preset(preset, epochs),
             Err(_) => PruningSchedule::parse(spec, epochs).context("--windows")?,
@@ -309,14 +371,16 @@ pub struct TrainConfig {
     #[arg(long, value_enum, default_value = "mnist")]
     pub dataset: DatasetName,
     /// Directory with the dataset's files. Default: MNIST, the sample embedded in the binary;
-    /// CIFAR, `data/<dataset>` (where `cargo xtask fetch <dataset>` puts it).
+    /// CIFAR and ImageNet, `data/<dataset>` (where `cargo xtask fetch <dataset>` puts it).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Use only the first N training images. Default: the dataset's recipe (the MNIST sample:
-    /// 2048, so that the default run takes a few minutes on a CPU; CIFAR: all).
+    /// Use only N training images: the first N (MNIST, CIFAR), or N spread evenly over the
+    /// class-sorted folder (ImageNet, so that every class stays in). Default: the dataset's
+    /// recipe (the MNIST sample: 2048, so that the default run takes a few minutes on a CPU;
+    /// CIFAR and ImageNet: all).
     #[arg(long)]
     pub limit_train: Option<usize>,
-    /// Use only the first N test images.
+    /// Use only N test images (chosen as for --limit-train).
     #[arg(long)]
     pub limit_test: Option<usize>,
     /// A registered model, e.g. `cifar_resnet56_ela`, `resnet50_mrlab`, `resnet18` (see
@@ -365,10 +429,20 @@ pub struct TrainConfig {
     /// that the short default run takes 64 optimizer steps per epoch).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Base learning rate. Default: the dataset's recipe (CIFAR and ImageNet: 0.1 at batch 128
-    /// and 256, SPEC §4; the MNIST sample: 0.1).
+    /// Base learning rate. Default: the dataset's recipe (CIFAR: 0.1, ImageNet: 0.1 × batch /
+    /// 256, SPEC §4; the MNIST sample: 0.02).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Label smoothing of the cross-entropy. Default: the dataset's recipe (ImageNet: 0.1,
+    /// SPEC §4; otherwise 0).
+    #[arg(long)]
+    #[serde(default)]
+    pub label_smoothing: Option<f64>,
+    /// Apply weight decay to BN scales and shifts and to biases too (every 1-D parameter).
+    /// Default: the dataset's recipe (ImageNet: false, SPEC §4; CIFAR and MNIST: true).
+    #[arg(long)]
+    #[serde(default)]
+    pub decay_norm_and_bias: Option<bool>,
     /// Learning-rate schedule. Default: the dataset's recipe (CIFAR: multi-step, ×0.1 after 50%
     /// and 75% of the epochs; ImageNet and the MNIST sample: cosine).
     #[arg(long, value_enum)]
@@ -393,9 +467,10 @@ pub struct TrainConfig {
     /// Device index of the backend.
     #[arg(long, default_value_t = 0)]
     pub device: usize,
-    /// Data-loader worker threads.
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    /// Data-loader worker threads. Default: 1 for the in-memory datasets (MNIST, CIFAR); for
+    /// ImageNet, which decodes JPEGs per item, one per CPU core.
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Run directory; default: runs/<attention>-r<depth>-<dataset>-<UTC time>.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -472,9 +547,34 @@ impl TrainConfig {
         self.limit_train.or(self.dataset.recipe().limit_train)
     }
 
-    /// The base learning rate: the flag's, or the dataset recipe's.
+    /// The base learning rate: the flag's, or the dataset recipe's (scaled linearly with the
+    /// batch size where the recipe says so).
     pub fn resolved_lr(&self) -> f64 {
-        self.lr.unwrap_or(self.dataset.recipe().lr)
+        let recipe = self.dataset.recipe();
+        self.lr.unwrap_or_else(|| match recipe.lr_reference_batch {
+            Some(reference) => recipe.lr * self.resolved_batch_size() as f64 / reference as f64,
+            None => recipe.lr,
+        })
+    }
+
+    /// Label smoothing: the flag's, or the dataset recipe's.
+    pub fn resolved_label_smoothing(&self) -> f64 {
+        self.label_smoothing
+            .unwrap_or(self.dataset.recipe().label_smoothing)
+    }
+
+    /// Whether weight decay also applies to 1-D parameters: the flag's, or the recipe's.
+    pub fn resolved_decay_norm_and_bias(&self) -> bool {
+        self.decay_norm_and_bias
+            .unwrap_or(self.dataset.recipe().decay_norm_and_bias)
+    }
+
+    /// Loader worker threads: the flag's, or one per core for ImageNet and 1 otherwise.
+    pub fn resolved_workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| match self.dataset {
+            DatasetName::Imagenet => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => 1,
+        })
     }
 
     /// The batch size: the flag's, or the dataset recipe's.
@@ -562,6 +662,13 @@ impl TrainConfig {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             bail!("--weight-decay must be >= 0, got {}", self.weight_decay);
         }
+        let smoothing = self.resolved_label_smoothing();
+        if !(0.0..1.0).contains(&smoothing) {
+            bail!("--label-smoothing must lie in [0, 1), got {smoothing}");
+        }
+        if self.workers == Some(0) {
+            bail!("--workers must be at least 1");
+        }
         self.arch.stages(self.depth).context("--depth")?;
         if let Some(path) = &self.pretrained
             && !path.is_file()
@@ -569,8 +676,9 @@ impl TrainConfig {
             bail!("--pretrained: {} is not a file", path.display());
         }
         if self.attention == Method::Ela {
-            self.prune.method()?;
-            self.prune.schedule(self.resolved_epochs())?;
+            let preset = self.dataset.prune_preset();
+            self.prune.method_for(preset)?;
+            self.prune.schedule(self.resolved_epochs(), preset)?;
         }
         if self.limit_train == Some(0) || self.limit_test == Some(0) {
             bail!("--limit-train/--limit-test must be at least 1");
@@ -634,8 +742,35 @@ pub fn default_data_dir(dataset: DatasetName) -> PathBuf {
     PathBuf::from("data").join(dataset.name())
 }
 
-/// The dataset's splits: MNIST from `dir` or the embedded sample, CIFAR from `dir` or
-/// [`default_data_dir`]; a missing dataset names the command that fetches it.
+/// The folder of a fetched dataset: `dir`, or [`default_data_dir`]; a missing one names the
+/// command that fetches it.
+fn fetched_dir(dataset: DatasetName, dir: Option<&Path>) -> Result<PathBuf> {
+    let dir = dir.map_or_else(|| default_data_dir(dataset), Path::to_path_buf);
+    if dir.exists() {
+        return Ok(dir);
+    }
+    let name = dataset.name();
+    let fetch = match dataset {
+        DatasetName::Imagenet => "fetch imagenet --from ARCHIVES".to_string(),
+        _ => format!("fetch {name}"),
+    };
+    if dir == default_data_dir(dataset) {
+        bail!(
+            "{name} not found in {}: run `cargo xtask {fetch}` first, or pass --data-dir",
+            dir.display()
+        );
+    }
+    bail!(
+        "{name} not found in {}: prepare it with `cargo xtask {fetch} --dir DIR` (it lands in \
+         DIR/{name}) and pass --data-dir DIR/{name}, or point --data-dir at the folder holding \
+         the dataset's files",
+        dir.display()
+    );
+}
+
+/// The splits of an in-memory dataset: MNIST from `dir` or the embedded sample, CIFAR from `dir`
+/// or [`default_data_dir`]; a missing dataset names the command that fetches it. ImageNet is read
+/// per item from its folders instead (see [`run_data`]).
 pub fn load_dataset(dataset: DatasetName, dir: Option<&Path>) -> Result<Splits> {
     let kind = match dataset {
         DatasetName::Mnist => {
@@ -646,24 +781,143 @@ pub fn load_dataset(dataset: DatasetName, dir: Option<&Path>) -> Result<Splits> 
         }
         DatasetName::Cifar10 => cifar::CifarKind::Cifar10,
         DatasetName::Cifar100 => cifar::CifarKind::Cifar100,
-    };
-    let dir = dir.map_or_else(|| default_data_dir(dataset), Path::to_path_buf);
-    if !dir.exists() {
-        let name = dataset.name();
-        if dir == default_data_dir(dataset) {
-            bail!(
-                "{name} not found in {}: run `cargo xtask fetch {name}` first, or pass --data-dir",
-                dir.display()
-            );
+        DatasetName::Imagenet => {
+            bail!("ImageNet is not an in-memory dataset: it is read per item by `run_data`")
         }
-        bail!(
-            "{name} not found in {}: fetch it with `cargo xtask fetch {name} --dir DIR` (it lands \
-             in DIR/{name}) and pass --data-dir DIR/{name}, or point --data-dir at the folder \
-             holding the binary files",
-            dir.display()
-        );
+    };
+    Ok(cifar::load(&fetched_dir(dataset, dir)?, kind)?)
+}
+
+/// A run's data, ready for the loaders.
+pub struct RunData {
+    /// The training split with its augmentation (which follows the epoch clock), in file order.
+    pub train: Arc<dyn Dataset<ImageItem>>,
+    /// The evaluation split.
+    pub test: Arc<dyn Dataset<ImageItem>>,
+    /// `[C, H, W]` of every item.
+    pub shape: [usize; 3],
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Per-channel normalization of the batches.
+    pub normalization: Normalization,
+    /// Where the data came from, for the run's banner.
+    pub source: String,
+}
+
+/// The configured dataset's splits, limited by --limit-train/--limit-test, with the training
+/// augmentation of the dataset's recipe driven by `clock`.
+pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
+    let recipe = config.dataset.recipe();
+    if config.dataset == DatasetName::Imagenet {
+        let dir = fetched_dir(config.dataset, config.data_dir.as_deref())?;
+        let train_index = FolderIndex::scan(&dir.join("train"), None)?;
+        let val_index = FolderIndex::scan(&dir.join("val"), Some(&train_index.classes))?;
+        let mut train = ImageFolderSet::new(&train_index, true, config.seed, clock.clone());
+        let mut test = ImageFolderSet::new(&val_index, false, config.seed, clock.clone());
+        if let Some(n) = config.resolved_limit_train() {
+            train = train.evenly_spaced(n);
+        }
+        if let Some(n) = config.limit_test {
+            test = test.evenly_spaced(n);
+        }
+        return Ok(RunData {
+            num_classes: train.num_classes,
+            train: Arc::new(train),
+            test: Arc::new(test),
+            shape: [3, imagenet::CROP, imagenet::CROP],
+            normalization: imagenet::normalization(),
+            source: dir.display().to_string(),
+        });
     }
-    Ok(cifar::load(&dir, kind)?)
+    let data = load_dataset(config.dataset, config.data_dir.as_deref())?;
+    let normalization = match config.dataset {
+        // Per-channel statistics of the whole training split.
+        DatasetName::Cifar10 | DatasetName::Cifar100 => cifar::channel_stats(&data.train),
+        _ => Normalization::mnist(),
+    };
+    let train_set = match config.resolved_limit_train() {
+        Some(n) => data.train.truncated(n),
+        None => data.train.clone(),
+    };
+    let test_set = config
+        .limit_test
+        .map_or(data.test.clone(), |n| data.test.truncated(n));
+    let source = match (&config.data_dir, config.dataset) {
+        (Some(dir), _) => dir.display().to_string(),
+        (None, DatasetName::Mnist) => "embedded sample".to_string(),
+        (None, other) => default_data_dir(other).display().to_string(),
+    };
+    Ok(RunData {
+        shape: [train_set.channels, train_set.height, train_set.width],
+        num_classes: train_set.num_classes,
+        train: match recipe.crop_padding {
+            Some(pad) => Arc::new(cifar::Augmented::new(
+                train_set,
+                pad,
+                config.seed,
+                clock.clone(),
+            )),
+            None => Arc::new(train_set),
+        },
+        test: Arc::new(test_set),
+        normalization,
+        source,
+    })
+}
+
+/// Module paths of `module`'s 1-D parameters: BN scales and shifts, and biases.
+pub fn one_dim_parameters(module: &impl Module) -> Vec<String> {
+    #[derive(Default)]
+    struct Collect {
+        path: Vec<String>,
+        found: Vec<String>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
+            if D == 1 {
+                self.found.push(self.path.join("."));
+            }
+        }
+    }
+    let mut collect = Collect::default();
+    module.visit(&mut collect);
+    collect.found
+}
+
+/// SGD as PyTorch's (Nesterov momentum with dampening 0, coupled L2 weight decay). Without
+/// `decay_norm_and_bias`, the 1-D parameters of `module` (BN, biases) get no weight decay: they
+/// form their own group, matched by module path, so the split survives a checkpoint and resume.
+pub fn sgd(
+    momentum: f64,
+    weight_decay: f64,
+    decay_norm_and_bias: bool,
+    module: &impl Module,
+) -> ModuleOptimizer {
+    let momentum = (momentum > 0.0).then(|| {
+        MomentumConfig::new()
+            .with_momentum(momentum)
+            .with_dampening(0.0)
+            .with_nesterov(true)
+    });
+    let config = SgdConfig::new().with_momentum(momentum);
+    let decayed = config.clone().with_weight_decay(
+        (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+    );
+    let optim = decayed.init();
+    if decay_norm_and_bias || weight_decay == 0.0 {
+        return optim;
+    }
+    optim.with_group(
+        ParamGroup::from_paths(one_dim_parameters(module)),
+        config.build(),
+        None,
+    )
 }
 
 /// Trains one model as configured and writes its run directory.
@@ -713,7 +967,10 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     });
     let epochs = config.resolved_epochs();
     // Data and device first: a missing dataset or backend leaves no run directory behind.
-    let data = load_dataset(config.dataset, config.data_dir.as_deref())?;
+    // Order and augmentation of epoch k depend on (seed, k) alone: a resumed run reads exactly
+    // the batches an uninterrupted one would.
+    let clock = EpochClock::new();
+    let data = run_data(config, &clock)?;
     let base_device = backend::device(config.backend, config.device)?;
     let device = base_device.clone().autodiff();
     let checkpoints = checkpoint_dir(&out);
@@ -742,24 +999,17 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     };
     std::fs::create_dir_all(&checkpoints)
         .with_context(|| format!("cannot create {}", checkpoints.display()))?;
-    let normalization = match config.dataset {
-        DatasetName::Mnist => Normalization::mnist(),
-        // Per-channel statistics of the whole training split.
-        DatasetName::Cifar10 | DatasetName::Cifar100 => cifar::channel_stats(&data.train),
-    };
-    let train_set = match config.resolved_limit_train() {
-        Some(n) => data.train.truncated(n),
-        None => data.train.clone(),
-    };
-    let test_set = config
-        .limit_test
-        .map_or(data.test.clone(), |n| data.test.truncated(n));
-    let shape = [train_set.channels, train_set.height, train_set.width];
+    let RunData {
+        train: train_set,
+        test: test_set,
+        shape,
+        num_classes,
+        normalization,
+        source,
+    } = data;
 
     device.seed(config.seed);
-    let mut net = config
-        .model_config(train_set.num_classes, shape[0])
-        .init(&device)?;
+    let mut net = config.model_config(num_classes, shape[0]).init(&device)?;
     if let (Some(path), None) = (&config.pretrained, &resumed) {
         load_pretrained(&mut net, path)?;
     }
@@ -772,8 +1022,10 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     let ela = config.attention == Method::Ela;
     let pruner = if ela {
         Some(Pruner {
-            schedule: config.prune.schedule(epochs)?,
-            method: config.prune.method()?,
+            schedule: config
+                .prune
+                .schedule(epochs, config.dataset.prune_preset())?,
+            method: config.prune.method_for(config.dataset.prune_preset())?,
             layout: layout.clone(),
             probe: ScoreProbe::new(
                 layout.clone(),
@@ -784,7 +1036,8 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     } else {
         None
     };
-    let model = ElaClassifier::new(net, pruner.as_ref().map(|p| p.probe.clone()));
+    let model = ElaClassifier::new(net, pruner.as_ref().map(|p| p.probe.clone()))
+        .with_label_smoothing(config.resolved_label_smoothing() as f32);
 
     let revision = git_revision();
     let mut resolved = serde_json::to_value(config).expect("serializable");
@@ -816,6 +1069,9 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     resolved["normalization"] = serde_json::to_value(&normalization).expect("json");
     resolved["crop_padding"] = serde_json::json!(config.dataset.recipe().crop_padding);
     resolved["zero_init_last_bn"] = serde_json::json!(config.resolved_zero_init_last_bn());
+    resolved["label_smoothing"] = serde_json::json!(config.resolved_label_smoothing());
+    resolved["decay_norm_and_bias"] = serde_json::json!(config.resolved_decay_norm_and_bias());
+    resolved["workers"] = serde_json::json!(config.resolved_workers());
     resolved["git_revision"] = serde_json::json!(revision);
     if !resuming {
         write_json(&run.file("config.json"), &resolved)?;
@@ -843,13 +1099,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         config.arch,
         config.depth,
         config.dataset.name(),
-        config.data_dir.as_ref().map_or_else(
-            || match config.dataset {
-                DatasetName::Mnist => "embedded sample".to_string(),
-                other => default_data_dir(other).display().to_string(),
-            },
-            |d| d.display().to_string()
-        ),
+        source,
         train_set.len(),
         test_set.len()
     );
@@ -869,30 +1119,19 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     }
 
     let batcher = ImageBatcher::new(shape, normalization);
-    let builder = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(config.resolved_batch_size())
-        .num_workers(config.workers);
-    // Order and augmentation of epoch k depend on (seed, k) alone: a resumed run reads exactly
-    // the batches an uninterrupted one would.
-    let clock = EpochClock::new();
     let n_train = train_set.len();
-    let loader_train = match config.dataset.recipe().crop_padding {
-        Some(pad) => builder.build(EpochShuffled::new(
-            cifar::Augmented::new(train_set.clone(), pad, config.seed, clock.clone()),
-            n_train,
-            config.seed,
-            clock.clone(),
-        )),
-        None => builder.build(EpochShuffled::new(
+    let loader_train = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(config.resolved_batch_size())
+        .num_workers(config.resolved_workers())
+        .build(EpochShuffled::new(
             train_set.clone(),
             n_train,
             config.seed,
             clock.clone(),
-        )),
-    };
+        ));
     let loader_test = DataLoaderBuilder::new(batcher)
         .batch_size(config.resolved_batch_size())
-        .num_workers(config.workers)
+        .num_workers(config.resolved_workers())
         .build(test_set.clone());
 
     let iters_per_epoch = train_set.len().div_ceil(config.resolved_batch_size());
@@ -903,16 +1142,12 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         epochs,
         iters_per_epoch,
     );
-    let momentum = MomentumConfig::new()
-        .with_momentum(config.momentum)
-        .with_dampening(0.0)
-        .with_nesterov(config.momentum > 0.0);
-    let optim = SgdConfig::new()
-        .with_momentum((config.momentum > 0.0).then_some(momentum))
-        .with_weight_decay(
-            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)),
-        )
-        .init();
+    let optim = sgd(
+        config.momentum,
+        config.weight_decay,
+        config.resolved_decay_norm_and_bias(),
+        &model,
+    );
     let learner = Learner::new(model, optim, lr_schedule);
 
     let run_path = run.path().to_path_buf();
@@ -999,6 +1234,63 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         Err(err) => {
             eprintln!("warning: no report written: {err:#}");
             Ok(summary)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Device, Distribution};
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// One SGD step without momentum: a decayed parameter moves by −lr·(g + wd·w), an undecayed
+    /// one by −lr·g.
+    #[test]
+    fn norm_and_bias_parameters_can_be_left_out_of_weight_decay() {
+        let device = Device::flex().autodiff();
+        let net = ElaResNetConfig::new(11, 3).init(&device).unwrap();
+        let paths = one_dim_parameters(&net);
+        assert!(paths.contains(&"bn1.gamma".to_string()), "{paths:?}");
+        assert!(paths.contains(&"fc.bias".to_string()), "{paths:?}");
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.ends_with(".weight") && p.contains("conv"))
+        );
+        let (lr, wd) = (0.5, 0.1);
+        for decay_1d in [true, false] {
+            let mut optim = sgd(0.0, wd, decay_1d, &net);
+            let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
+            let loss = net.forward(x).powi_scalar(2).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            let g_gamma = values(grads.get::<1>(net.bn1.gamma.id).unwrap());
+            let g_conv = values(grads.get::<4>(net.conv1.weight.id).unwrap());
+            let gamma = values(net.bn1.gamma.val());
+            let conv = values(net.conv1.weight.val());
+            let stepped = optim.step(lr, net.clone(), grads);
+            let new_gamma = values(stepped.bn1.gamma.val());
+            let new_conv = values(stepped.conv1.weight.val());
+            let gamma_decay = if decay_1d { wd } else { 0.0 };
+            for i in 0..gamma.len() {
+                let want =
+                    gamma[i] - (lr * (g_gamma[i] as f64 + gamma_decay * gamma[i] as f64)) as f32;
+                assert!(
+                    (new_gamma[i] - want).abs() < 1e-5,
+                    "decay_1d {decay_1d}: γ[{i}]"
+                );
+            }
+            for i in (0..conv.len()).step_by(37) {
+                let want = conv[i] - (lr * (g_conv[i] as f64 + wd * conv[i] as f64)) as f32;
+                assert!(
+                    (new_conv[i] - want).abs() < 1e-5,
+                    "decay_1d {decay_1d}: w[{i}]"
+                );
+            }
         }
     }
 }

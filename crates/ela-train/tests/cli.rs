@@ -449,3 +449,79 @@ fn imagenet_models_by_name_summarize_and_fine_tune_from_pretrained_weights() {
         "{stderr}"
     );
 }
+
+#[test]
+fn imagenet_folders_train_with_the_imagenet_recipe() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imagefolder");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (ok, stdout, stderr) = ela(&[
+        "train",
+        "--dataset",
+        "imagenet",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--model",
+        "resnet18_ela",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--workers",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    // Five images in three class folders (notes.txt is not one); two validation images.
+    assert!(
+        stdout.contains("ResNet-18 on imagenet") && stdout.contains("5 train / 2 test images"),
+        "{stdout}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    // SPEC §4's ImageNet recipe: lr 0.1 × batch / 256, label smoothing 0.1, no decay on BN and
+    // biases, zero-init of the last BN, cosine after warm-up (3 epochs, capped at the run's 2),
+    // ImageNet normalization; SPEC §3.3's ImageNet EBQM defaults and windows.
+    assert_eq!(config["lr"], 0.1 * 4.0 / 256.0);
+    assert_eq!(config["label_smoothing"], 0.1);
+    assert_eq!(config["decay_norm_and_bias"], false);
+    assert_eq!(config["zero_init_last_bn"], true);
+    assert_eq!(config["warmup_epochs"], 2);
+    assert_eq!(config["workers"], 2);
+    assert_eq!(config["normalization"]["mean"][0], 0.485f32 as f64);
+    let ebqm = &config["prune"]["resolved_method"];
+    assert_eq!(
+        (&ebqm["method"], &ebqm["alpha"], &ebqm["beta"], &ebqm["tau"]),
+        (&"ebqm".into(), &2.0.into(), &5.0.into(), &0.25.into()),
+        "{config}"
+    );
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["test_loss"].as_f64().unwrap().is_finite());
+
+    // The error for a folder that is not ImageNet's layout names what is missing.
+    let (ok, _, stderr) = ela(&[
+        "train",
+        "--dataset",
+        "imagenet",
+        "--data-dir",
+        data.join("train").to_str().unwrap(),
+        "--out",
+        dir.path().join("run2").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("train/train") && stderr.contains("image-folder layout"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = ela(&[
+        "train",
+        "--dataset",
+        "imagenet",
+        "--data-dir",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("fetch imagenet --from"), "{stderr}");
+}

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use clap::Parser;
-use ela_model::ElaResNetConfig;
 use ela_train::train::{DatasetName, TrainConfig};
 
 #[derive(Parser)]
@@ -67,9 +66,12 @@ fn experiment_configs_are_valid_and_match_the_papers_parameter_counts() {
         let classes = match config.dataset {
             DatasetName::Cifar10 | DatasetName::Mnist => 10,
             DatasetName::Cifar100 => 100,
+            DatasetName::Imagenet => 1000,
         };
-        let model = ElaResNetConfig::new(config.depth, classes)
-            .with_attention(config.attention.attention())
+        let model = config
+            .with_model_resolved()
+            .unwrap()
+            .model_config(classes, 3)
             .init(&device)
             .unwrap();
         let got = model.parameter_count() as f64 / 1e6;

@@ -110,3 +110,18 @@ fn bad_folders_and_files_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn limited_splits_keep_every_class() {
+    // a, b (n01), gray (n02), cmyk, png_inside (n03): three evenly spaced files are items 0, 2
+    // and 4 (⌊(2i+1)·5/6⌋), one per class; the first three would miss n03.
+    let index = FolderIndex::scan(&dir("train"), None).unwrap();
+    let set = ImageFolderSet::new(&index, false, 0, EpochClock::new());
+    let labels = |s: &ImageFolderSet| -> Vec<usize> {
+        (0..s.len()).map(|i| s.get(i).unwrap().label).collect()
+    };
+    assert_eq!(labels(&set.evenly_spaced(3)), [0, 1, 2]);
+    assert_eq!(labels(&set.truncated(3)), [0, 0, 1]);
+    assert_eq!(labels(&set.evenly_spaced(2)), [0, 2]);
+    assert_eq!(set.evenly_spaced(9).len(), 5);
+}
