@@ -33,7 +33,8 @@ enum Task {
     /// One eval-mode forward pass of a safetensors input through safetensors weights.
     #[command(disable_help_flag = true)]
     Forward(PassThrough),
-    /// Download, verify and unpack a dataset: cifar10, cifar100 or mnist [--dir DIR].
+    /// Download, verify and unpack a dataset: cifar10, cifar100 or mnist [--dir DIR]; prepare
+    /// imagenet from the official archives (--from DIR).
     #[command(disable_help_flag = true)]
     Fetch(PassThrough),
     /// Training-step time of none / MRLA-L / MRLA-B / ELA, interleaved in one process.

@@ -61,20 +61,25 @@ pub enum FetchName {
     Cifar100,
     /// MNIST, the four official gzip files (a public mirror).
     Mnist,
+    /// ImageNet-1K (ILSVRC2012): not downloadable without an account; prepared from the
+    /// official archives with `--from DIR` (see [`crate::ilsvrc`]).
+    Imagenet,
 }
 
 const CIFAR_BASE: &str = "https://www.cs.toronto.edu/~kriz/";
 const MNIST_BASE: &str = "https://ossci-datasets.s3.amazonaws.com/mnist/";
 
 impl FetchName {
-    /// The official source; `mirror` replaces the base URL (the file names stay).
-    pub fn source(self, mirror: Option<&str>) -> DatasetSource {
+    /// The official source; `mirror` replaces the base URL (the file names stay). `None` for
+    /// ImageNet, which is prepared from archives the user downloaded.
+    pub fn source(self, mirror: Option<&str>) -> Option<DatasetSource> {
         let remote = |base: &str, file: &str, md5: &str| Remote {
             file: file.into(),
             url: format!("{}{file}", mirror.unwrap_or(base)),
             md5: md5.into(),
         };
-        match self {
+        Some(match self {
+            Self::Imagenet => return None,
             Self::Cifar10 => DatasetSource {
                 name: "cifar10".into(),
                 files: vec![remote(
@@ -118,7 +123,7 @@ impl FetchName {
                 .collect(),
                 install: Install::MnistFiles,
             },
-        }
+        })
     }
 }
 

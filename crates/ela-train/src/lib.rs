@@ -7,6 +7,9 @@
 //! - [`checkpoint`]: atomic per-epoch checkpoints and resume.
 //! - [`cifar`]: the CIFAR-10/100 binary reader and the pad-and-crop / flip augmentation.
 //! - [`fetch`]: resumable, checksummed downloads of the official dataset archives.
+//! - [`ilsvrc`]: ImageNet-1K prepared from the official ILSVRC2012 archives.
+//! - [`imagenet`]: the ImageNet image-folder dataset with its decoding and augmentation.
+//! - [`mat`]: a MATLAB level-5 MAT-file reader (the ILSVRC2012 devkit's `meta.mat`).
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
 //! - [`strategy`]: the custom learning strategy that is ELA's pruning step.
 //! - [`fuzzing`]: the parsers' properties checked by the fuzz targets and their corpus.
@@ -25,8 +28,10 @@ pub mod config;
 pub mod data;
 pub mod fetch;
 pub mod fuzzing;
+pub mod ilsvrc;
 pub mod imagenet;
 pub mod lr;
+pub mod mat;
 pub mod model;
 pub mod renderer;
 pub mod report;

@@ -76,6 +76,14 @@ struct FetchArgs {
     /// Base URL of a mirror holding the same file names.
     #[arg(long)]
     mirror: Option<String>,
+    /// ImageNet: the folder holding ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and
+    /// ILSVRC2012_devkit_t12.tar.gz, as downloaded from image-net.org.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// ImageNet: accept archives holding a part of ILSVRC2012 (the final count check then only
+    /// requires that every image was placed).
+    #[arg(long)]
+    subset: bool,
 }
 
 #[derive(clap::Args)]
@@ -261,8 +269,29 @@ fn run_report(args: &ReportArgs) -> Result<()> {
 }
 
 fn run_fetch(args: &FetchArgs) -> Result<()> {
-    let source = args.dataset.source(args.mirror.as_deref());
-    match fetch(&source, &args.dir, true)? {
+    let fetched = match (args.dataset.source(args.mirror.as_deref()), &args.from) {
+        (Some(source), None) => fetch(&source, &args.dir, true)?,
+        (Some(_), Some(_)) => bail!(
+            "--from is for imagenet only; {:?} is downloaded",
+            args.dataset
+        ),
+        (None, Some(from)) => {
+            let options = ela_train::ilsvrc::PrepareOptions {
+                subset: args.subset,
+                progress: true,
+            };
+            ela_train::ilsvrc::prepare(from, &args.dir, options)?
+        }
+        (None, None) => bail!(
+            "ImageNet cannot be downloaded without an account: download {}, {} and {} from \
+             https://image-net.org (ILSVRC2012) into one folder DIR and run `fetch imagenet \
+             --from DIR`",
+            ela_train::ilsvrc::TRAIN_TAR,
+            ela_train::ilsvrc::VAL_TAR,
+            ela_train::ilsvrc::DEVKIT
+        ),
+    };
+    match fetched {
         Fetched::AlreadyComplete(dir) => println!("{} is complete; nothing to do", dir.display()),
         Fetched::Installed(dir) => println!("{} is ready", dir.display()),
     }

@@ -270,3 +270,249 @@ fn a_corrupt_archive_with_a_matching_checksum_installs_nothing() {
         "no dataset, no staging folder"
     );
 }
+
+// ---- ImageNet from the official archive formats -------------------------------------------
+
+mod imagenet {
+    use std::path::{Path, PathBuf};
+
+    use ela_train::fetch::Fetched;
+    use ela_train::ilsvrc::{self, Counts, PrepareOptions};
+    use ela_train::imagenet::FolderIndex;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    /// The fixture's leaves: class IDs 1–4 (see fixtures/ilsvrc/make_meta.py).
+    const WNIDS: [&str; 4] = ["n02119789", "n02100735", "n01440764", "n04592741"];
+
+    fn tar_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, bytes.as_slice())
+                .unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn jpeg() -> Vec<u8> {
+        std::fs::read(fixture("imagefolder/train/n01/a.JPEG")).unwrap()
+    }
+
+    /// Archives in the official formats: per-class tars inside the training tar (2, 1, 1, 2
+    /// images for IDs 1–4), six flat validation images labelled by the ground truth, and the
+    /// devkit with meta.mat.
+    fn write_archives(dir: &Path, meta: &str) {
+        let per_class = [2, 1, 1, 2];
+        let inner: Vec<(String, Vec<u8>)> = WNIDS
+            .iter()
+            .zip(per_class)
+            .map(|(w, n)| {
+                let images: Vec<(String, Vec<u8>)> = (0..n)
+                    .map(|i| (format!("{w}_{}.JPEG", 100 + i), jpeg()))
+                    .collect();
+                (format!("{w}.tar"), tar_of(&images))
+            })
+            .collect();
+        std::fs::write(dir.join(ilsvrc::TRAIN_TAR), tar_of(&inner)).unwrap();
+        let labels = [3, 1, 4, 4, 2, 1];
+        let val: Vec<(String, Vec<u8>)> = (1..=labels.len())
+            .map(|n| (format!("ILSVRC2012_val_{n:08}.JPEG"), jpeg()))
+            .collect();
+        std::fs::write(dir.join(ilsvrc::VAL_TAR), tar_of(&val)).unwrap();
+        let truth: String = labels.iter().map(|l| format!("{l}\n")).collect();
+        let devkit = tar_of(&[
+            (
+                "ILSVRC2012_devkit_t12/data/meta.mat".into(),
+                std::fs::read(fixture(&format!("ilsvrc/{meta}"))).unwrap(),
+            ),
+            (
+                "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt".into(),
+                truth.into_bytes(),
+            ),
+            (
+                "ILSVRC2012_devkit_t12/readme.txt".into(),
+                b"devkit".to_vec(),
+            ),
+        ]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &devkit).unwrap();
+        std::fs::write(dir.join(ilsvrc::DEVKIT), gz.finish().unwrap()).unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn meta_mat_leaves_are_read_plain_and_compressed() {
+        // scipy.io.loadmat(path, squeeze_me=True)['synsets'] lists IDs 1, 2, 5, 3, 4 with
+        // num_children 0, 0, 4, 0, 0: the leaves by ID are WNIDS.
+        for name in ["meta.mat", "meta_compressed.mat"] {
+            let path = fixture(&format!("ilsvrc/{name}"));
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(ilsvrc::parse_meta(&path, &bytes).unwrap(), WNIDS, "{name}");
+            // Every truncation is an error naming the file, never a panic.
+            for cut in (0..bytes.len()).step_by(7) {
+                if let Err(e) = ilsvrc::parse_meta(&path, &bytes[..cut]) {
+                    assert!(e.to_string().contains(name), "{e}");
+                }
+            }
+        }
+        let err = ilsvrc::parse_meta(Path::new("x/meta.mat"), &[0u8; 200])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x/meta.mat") && err.contains("endian"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn archives_become_class_folders_checked_and_resumable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, data) = (tmp.path().join("downloads"), tmp.path().join("data"));
+        std::fs::create_dir_all(&from).unwrap();
+
+        // Missing archives are named, with where to get them.
+        let err = ilsvrc::prepare(&from, &data, PrepareOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(ilsvrc::TRAIN_TAR) && err.contains("image-net.org"),
+            "{err}"
+        );
+
+        write_archives(&from, "meta_compressed.mat");
+        // Not ILSVRC2012's counts: refused without --subset, the unpacked classes kept.
+        let err = ilsvrc::prepare(&from, &data, PrepareOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("count check failed: 4 classes, 6 training and 6 validation")
+                && err.contains("--subset"),
+            "{err}"
+        );
+        assert!(!data.join("imagenet").exists());
+        assert_eq!(
+            names(&data.join(".imagenet.unpacking/train")),
+            names_sorted(&WNIDS)
+        );
+
+        let subset = PrepareOptions {
+            subset: true,
+            progress: false,
+        };
+        let out = ilsvrc::prepare(&from, &data, subset).unwrap();
+        let root = data.join("imagenet");
+        assert_eq!(out, Fetched::Installed(root.clone()));
+        assert_eq!(
+            ilsvrc::recorded_counts(&root).unwrap(),
+            Counts {
+                classes: 4,
+                train: 6,
+                val: 6
+            }
+        );
+        assert_eq!(
+            names(&root.join("train/n04592741")),
+            ["n04592741_100.JPEG", "n04592741_101.JPEG"]
+        );
+        // Validation images sit in their ground-truth class: labels 3, 1, 4, 4, 2, 1.
+        assert_eq!(
+            names(&root.join("val/n02119789")),
+            [
+                "ILSVRC2012_val_00000002.JPEG",
+                "ILSVRC2012_val_00000006.JPEG"
+            ]
+        );
+        assert_eq!(
+            names(&root.join("val/n04592741")),
+            [
+                "ILSVRC2012_val_00000003.JPEG",
+                "ILSVRC2012_val_00000004.JPEG"
+            ]
+        );
+        // The loader reads it: classes sorted by WNID, validation labels by the same classes.
+        let train = FolderIndex::scan(&root.join("train"), None).unwrap();
+        let val = FolderIndex::scan(&root.join("val"), Some(&train.classes)).unwrap();
+        assert_eq!(train.classes, names_sorted(&WNIDS));
+        assert_eq!((train.files.len(), val.files.len()), (6, 6));
+        let tench = train.classes.iter().position(|c| c == "n01440764").unwrap() as u32;
+        assert!(
+            val.files
+                .iter()
+                .any(|(p, c)| *c == tench && p.ends_with("ILSVRC2012_val_00000001.JPEG"))
+        );
+        // A second run does nothing.
+        assert_eq!(
+            ilsvrc::prepare(&from, &data, subset).unwrap(),
+            Fetched::AlreadyComplete(root)
+        );
+    }
+
+    fn names_sorted(w: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn truncated_archives_and_unknown_classes_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, data) = (tmp.path().join("downloads"), tmp.path().join("data"));
+        std::fs::create_dir_all(&from).unwrap();
+        write_archives(&from, "meta.mat");
+        let subset = PrepareOptions {
+            subset: true,
+            progress: false,
+        };
+        let train = from.join(ilsvrc::TRAIN_TAR);
+        let whole = std::fs::read(&train).unwrap();
+        std::fs::write(&train, &whole[..whole.len() / 2]).unwrap();
+        let err = format!("{:#}", ilsvrc::prepare(&from, &data, subset).unwrap_err());
+        assert!(err.contains(ilsvrc::TRAIN_TAR), "{err}");
+        assert!(!data.join("imagenet").exists());
+        // A class the devkit does not know.
+        let stray = tar_of(&[("n99999999.tar".into(), tar_of(&[]))]);
+        std::fs::write(&train, stray).unwrap();
+        let err = format!("{:#}", ilsvrc::prepare(&from, &data, subset).unwrap_err());
+        assert!(
+            err.contains("n99999999") && err.contains("4 classes"),
+            "{err}"
+        );
+        // A ground truth that names a class the devkit does not have.
+        std::fs::write(&train, whole).unwrap();
+        let devkit = tar_of(&[
+            (
+                "d/data/meta.mat".into(),
+                std::fs::read(fixture("ilsvrc/meta.mat")).unwrap(),
+            ),
+            (
+                "d/data/ILSVRC2012_validation_ground_truth.txt".into(),
+                b"1\n7\n".to_vec(),
+            ),
+        ]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &devkit).unwrap();
+        std::fs::write(from.join(ilsvrc::DEVKIT), gz.finish().unwrap()).unwrap();
+        let err = format!("{:#}", ilsvrc::prepare(&from, &data, subset).unwrap_err());
+        assert!(
+            err.contains("line 2") && err.contains("'7' is not a class ID 1..=4"),
+            "{err}"
+        );
+    }
+}
