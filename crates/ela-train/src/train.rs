@@ -601,9 +601,14 @@ impl TrainConfig {
             .min(self.resolved_epochs())
     }
 
-    /// This configuration with `--model` expanded into --arch, --depth and --attention.
+    /// This configuration with `--model` expanded into --arch, --depth and --attention. An
+    /// empty name clears a --model given earlier (in a config file, say).
     pub fn with_model_resolved(&self) -> Result<Self> {
         let mut out = self.clone();
+        if self.model.as_deref() == Some("") {
+            out.model = None;
+            return Ok(out);
+        }
         if let Some(name) = &self.model {
             let entry = ela_model::registry::find(name).context("--model")?;
             out.arch = entry.arch;

@@ -185,3 +185,76 @@ fn a_row_without_finished_runs_says_not_run() {
         "{results}"
     );
 }
+
+#[test]
+fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let (_, table3) = rows(&experiments, "3").unwrap();
+    let names: Vec<&str> = table3.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let ela50 = table3
+        .iter()
+        .find(|r| r.name == "imagenet-resnet50-ela")
+        .unwrap();
+    assert_eq!(ela50.paper.train_hours, Some(2.6));
+    let out = Path::new("unused");
+    let full = run_config(ela50, 1, Scale::Full, Backend::Cpu, out).unwrap();
+    assert_eq!(
+        (full.dataset, full.arch, full.depth, full.attention),
+        (
+            DatasetName::Imagenet,
+            ela_model::Arch::Imagenet,
+            50,
+            Method::Ela
+        )
+    );
+    assert_eq!(
+        (full.resolved_epochs(), full.resolved_batch_size()),
+        (100, 256)
+    );
+    let smoke = run_config(ela50, 1, Scale::Smoke, Backend::Cpu, out).unwrap();
+    assert_eq!(
+        (smoke.dataset, smoke.arch, smoke.depth, smoke.attention),
+        (DatasetName::Mnist, ela_model::Arch::Cifar, 29, Method::Ela)
+    );
+
+    // A row naming a registered model: smoke keeps its attention on ResNet-29.
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("table3");
+    std::fs::create_dir_all(&table).unwrap();
+    std::fs::write(
+        table.join("r50-mrlab.toml"),
+        "model = \"resnet50_mrlab\"\ndataset = \"imagenet\"\n[paper]\ntrain_hours = 3.7\n",
+    )
+    .unwrap();
+    let (_, named) = rows(tmp.path(), "3").unwrap();
+    let smoke = run_config(&named[0], 1, Scale::Smoke, Backend::Cpu, out).unwrap();
+    let smoke = smoke.with_model_resolved().unwrap();
+    assert_eq!(
+        (smoke.arch, smoke.depth, smoke.attention.name()),
+        (ela_model::Arch::Cifar, 29, "mrla-b")
+    );
+
+    // The results table shows the paper's hours beside our per-epoch time.
+    let md = ela_train::reproduce::results_markdown(
+        "table3",
+        Scale::Full,
+        1,
+        "cmd",
+        &[ela_train::reproduce::RowResult {
+            row: "imagenet-resnet50-ela".into(),
+            paper: ela50.paper.clone(),
+            seeds: vec![1],
+            test_acc: vec![77.0],
+            skipped: vec![vec![1]],
+            epoch_seconds: vec![100.0],
+            failed: Vec::new(),
+        }],
+    );
+    assert!(md.contains("paper training time (h) |"), "{md}");
+    assert!(
+        md.lines()
+            .any(|l| l.starts_with("| imagenet-resnet50-ela |") && l.ends_with(" 2.6 |")),
+        "{md}"
+    );
+}
