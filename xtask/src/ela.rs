@@ -14,7 +14,7 @@ pub struct Backend {
     pub feature: &'static str,
 }
 
-const BACKENDS: [Backend; 3] = [
+const BACKENDS: [Backend; 4] = [
     Backend {
         name: "cpu",
         feature: "flex",
@@ -22,6 +22,10 @@ const BACKENDS: [Backend; 3] = [
     Backend {
         name: "wgpu",
         feature: "wgpu",
+    },
+    Backend {
+        name: "vulkan",
+        feature: "vulkan",
     },
     Backend {
         name: "cuda",
@@ -37,7 +41,7 @@ pub fn backend_of(args: &[String]) -> Result<Backend> {
         if arg == "--backend" {
             let v = iter
                 .next()
-                .context("--backend needs a value: cpu, wgpu or cuda")?;
+                .context("--backend needs a value: cpu, wgpu, vulkan or cuda")?;
             value = Some(v.as_str());
         } else if let Some(v) = arg.strip_prefix("--backend=") {
             value = Some(v);
@@ -49,7 +53,7 @@ pub fn backend_of(args: &[String]) -> Result<Backend> {
         .iter()
         .find(|b| b.name == name)
         .copied()
-        .with_context(|| format!("--backend {name}: expected one of cpu, wgpu, cuda"))
+        .with_context(|| format!("--backend {name}: expected one of cpu, wgpu, vulkan, cuda"))
 }
 
 fn workspace_root() -> PathBuf {

@@ -86,7 +86,9 @@ pub fn kl_padded_tensor(
         "predecessor distribution ({s}) longer than the block's ({t})"
     );
     let padded = if s < t {
-        let pad = Tensor::full([batch, heads, one, t - s], eps, &prev.device());
+        // In the attention's float type, whatever the device's default.
+        let pad =
+            Tensor::<4>::full([batch, heads, one, t - s], eps, &prev.device()).cast(prev.dtype());
         Tensor::cat(vec![prev, pad], 3)
     } else {
         prev
@@ -121,7 +123,8 @@ pub fn block_scores(
     if !scored.contains(&true) {
         return None;
     }
-    let device = attention.iter().flatten().next()?.device();
+    let first = attention.iter().flatten().next()?;
+    let (device, dtype) = (first.device(), first.dtype());
     let parts: Vec<Tensor<1>> = predecessors
         .iter()
         .enumerate()
@@ -133,7 +136,7 @@ pub fn block_scores(
                         .expect("an active predecessor always has attention weights");
                     kl_padded_tensor(prev, next.clone(), eps, direction)
                 }
-                _ => Tensor::zeros([1], &device),
+                _ => Tensor::<1>::zeros([1], &device).cast(dtype),
             },
         )
         .collect();

@@ -7,6 +7,7 @@
 //! matrices of runs with different masks line up column by column.
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use ela_model::SkipMode;
 use ela_prune::StageLayout;
 use serde::{Deserialize, Serialize};
@@ -56,7 +57,12 @@ impl AttentionAccumulator {
             let [b, _, _, len] = a.dims();
             batch = b;
             // Summed over the batch, averaged over heads.
-            let per_entry = a.clone().sum_dim(0).mean_dim(1).reshape([len]);
+            let per_entry = a
+                .clone()
+                .cast(FloatDType::F32)
+                .sum_dim(0)
+                .mean_dim(1)
+                .reshape([len]);
             *sum = Some(match sum.take() {
                 Some(s) => s + per_entry,
                 None => per_entry,

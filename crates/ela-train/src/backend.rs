@@ -2,7 +2,7 @@
 //! a clear error saying how to get it.
 
 use anyhow::{Result, bail};
-use burn::tensor::Device;
+use burn::tensor::{Device, FloatDType};
 use serde::{Deserialize, Serialize};
 
 /// `--backend` values.
@@ -12,8 +12,11 @@ pub enum Backend {
     /// Burn's `flex` CPU backend (the default; what CI and tests use).
     #[value(alias = "flex")]
     Cpu,
-    /// wgpu (Vulkan, Metal, DX12 or a software driver).
+    /// wgpu (Vulkan, Metal, DX12 or a software driver), kernels compiled from WGSL.
     Wgpu,
+    /// wgpu on Vulkan with kernels compiled to SPIR-V directly (faster on Vulkan GPUs; crashes
+    /// on Mesa's software driver lavapipe 22.3, where `wgpu` works).
+    Vulkan,
     /// CUDA on NVIDIA GPUs.
     Cuda,
 }
@@ -24,13 +27,121 @@ impl Backend {
         match self {
             Self::Cpu => "flex",
             Self::Wgpu => "wgpu",
+            Self::Vulkan => "vulkan",
             Self::Cuda => "cuda",
         }
     }
 }
 
-/// The (non-autodiff) device of `backend`, or an error naming the feature to build with.
+/// `--precision` values: the float type of every tensor (weights, activations, gradients,
+/// optimizer state). Burn 0.22 has no automatic mixed precision (no f32 master weights or loss
+/// scaling); reduced precision is the device's default float type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// IEEE half precision (5 exponent bits: range ±65,504).
+    F16,
+    /// bfloat16 (f32's range, 8 significant bits).
+    Bf16,
+}
+
+impl Precision {
+    fn dtype(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+/// The (non-autodiff) f32 device of `backend`; see [`device_with`].
 pub fn device(backend: Backend, index: usize) -> Result<Device> {
+    device_with(backend, index, Precision::F32)
+}
+
+/// The (non-autodiff) device of `backend` computing in `precision`, checked to work: an error
+/// names the feature to build with when the backend is not compiled in, what to install when its
+/// driver or adapter is missing, and the precision when the backend does not support it.
+pub fn device_with(backend: Backend, index: usize, precision: Precision) -> Result<Device> {
+    let mut device = unchecked_device(backend, index)?;
+    // Before the probe: the first tensor fixes the device's float type.
+    if precision != Precision::F32 {
+        device.configure(precision.dtype()).map_err(|e| {
+            anyhow::anyhow!(
+                "--precision {precision}: backend '{}' device {index} does not support it \
+                 ({e:?}); use --precision f32",
+                format!("{backend:?}").to_lowercase()
+            )
+        })?;
+    }
+    probe(backend, index, &device)?;
+    Ok(device)
+}
+
+/// What to install for `backend`'s driver.
+fn driver_hint(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Cpu => "the CPU backend needs no driver; this is a bug, please report it",
+        Backend::Wgpu | Backend::Vulkan => {
+            "install a Vulkan driver (Linux: your GPU vendor's, or Mesa's `mesa-vulkan-drivers`, \
+             which includes the lavapipe software driver; macOS and Windows use Metal and DX12 \
+             without one), or use --backend cpu"
+        }
+        Backend::Cuda => {
+            "install the NVIDIA driver (it provides libcuda.so; the CUDA toolkit is not needed), \
+             check `nvidia-smi` and --device, or use --backend wgpu or cpu"
+        }
+    }
+}
+
+/// Makes and reads back one tensor on `device`. Backends panic when their driver or adapter is
+/// missing; the panic becomes an error (and its message is not printed twice).
+fn probe(backend: Backend, index: usize, device: &Device) -> Result<()> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn::tensor::Tensor::<1>::ones([1], device)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map(|v| v[0])
+    }));
+    std::panic::set_hook(hook);
+    let name = format!("{backend:?}").to_lowercase();
+    match result {
+        Ok(Ok(1.0)) => Ok(()),
+        Ok(Ok(v)) => bail!("backend '{name}' device {index} computes 1 as {v}"),
+        Ok(Err(e)) => bail!("backend '{name}' device {index} cannot be read back: {e:?}"),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown failure".into());
+            bail!(
+                "backend '{name}' device {index} is not usable: {}\n{}",
+                why.lines().next().unwrap_or_default(),
+                driver_hint(backend)
+            )
+        }
+    }
+}
+
+fn unchecked_device(backend: Backend, index: usize) -> Result<Device> {
     let missing = || {
         format!(
             "backend '{}' is not compiled into this binary; run it through `cargo xtask ... --backend {0}` \
@@ -47,6 +158,14 @@ pub fn device(backend: Backend, index: usize) -> Result<Device> {
         Backend::Wgpu => {
             #[cfg(feature = "wgpu")]
             return Ok(Device::wgpu(if index == 0 {
+                burn::tensor::DeviceKind::DefaultDevice
+            } else {
+                burn::tensor::DeviceKind::DiscreteGpu(index)
+            }));
+        }
+        Backend::Vulkan => {
+            #[cfg(feature = "vulkan")]
+            return Ok(Device::vulkan(if index == 0 {
                 burn::tensor::DeviceKind::DefaultDevice
             } else {
                 burn::tensor::DeviceKind::DiscreteGpu(index)

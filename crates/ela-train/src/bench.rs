@@ -131,7 +131,7 @@ pub struct PytorchVariant {
 fn torch_device(backend: Backend, index: usize) -> String {
     match backend {
         Backend::Cuda => format!("cuda:{index}"),
-        Backend::Cpu | Backend::Wgpu => "cpu".to_string(),
+        Backend::Cpu | Backend::Wgpu | Backend::Vulkan => "cpu".to_string(),
     }
 }
 

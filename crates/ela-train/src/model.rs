@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burn_std::ExecutionError;
@@ -54,6 +55,9 @@ pub struct ElaClassifier {
     /// Label smoothing of the cross-entropy (SPEC §4: 0.1 on ImageNet).
     #[module(skip)]
     label_smoothing: Option<f32>,
+    /// Factor on the loss before the backward pass (not on the reported loss).
+    #[module(skip)]
+    grad_scale: Option<f32>,
 }
 
 impl ElaClassifier {
@@ -63,7 +67,15 @@ impl ElaClassifier {
             net,
             probe,
             label_smoothing: None,
+            grad_scale: None,
         }
+    }
+
+    /// Scales the gradients by `factor`: with `n` data-parallel devices whose gradients are
+    /// summed, `1 / n` makes the sum the gradient of the mean loss over the global batch.
+    pub fn with_grad_scale(mut self, factor: f32) -> Self {
+        self.grad_scale = (factor != 1.0).then_some(factor);
+        self
     }
 
     /// Cross-entropy against targets smoothed by `alpha`: `(1 − α)·one-hot + α / classes`, as
@@ -129,7 +141,8 @@ impl TrainStep for ElaClassifier {
             let attention: Vec<Option<Tensor<4>>> = out
                 .attention
                 .into_iter()
-                .map(|a| a.map(Tensor::without_autodiff))
+                // KL scores in f32 at any training precision: ε = 1e-8 underflows in f16.
+                .map(|a| a.map(|a| a.without_autodiff().cast(FloatDType::F32)))
                 .collect();
             block_scores(&p.layout, &mask, &attention, p.eps, p.direction)
         });
@@ -138,7 +151,11 @@ impl TrainStep for ElaClassifier {
             classification: ClassificationOutput::new(loss.clone(), out.logits, batch.targets),
             scores,
         };
-        TrainOutput::new(self, loss.backward(), item)
+        let grads = match self.grad_scale {
+            Some(factor) => (loss * factor).backward(),
+            None => loss.backward(),
+        };
+        TrainOutput::new(self, grads, item)
     }
 }
 

@@ -13,8 +13,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use burn::data::dataloader::split::split_dataloader;
 use burn::data::dataloader::{DataLoaderIterator, Progress};
+use burn::optim::GradientsAccumulator;
 use burn::prelude::*;
+use burn::tensor::FloatDType;
+use burn::train::train::MultiDevicesTrainStep;
 use burn::train::{
     ClassificationOutput, EventProcessorTraining, Interrupter, Learner, LearnerEvent,
     SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainOutput,
@@ -26,7 +30,7 @@ use ela_prune::{PruneMethod, PruningSchedule, SkipMask, StageLayout};
 use crate::attention::AttentionAccumulator;
 use crate::checkpoint::{TrainingState, save_state};
 use crate::data::EpochClock;
-use crate::model::{ElaClassifier, ScoreProbe};
+use crate::model::{ElaClassifier, ElaTrainOutput, ScoreProbe};
 use crate::run::{BlockRecord, EpochMetrics, PruningRecord, RunDir, WindowRecord};
 
 /// `first_bad`'s value while every loss of the epoch is finite.
@@ -61,6 +65,8 @@ pub struct StrategyState {
 /// The learning strategy; see the module docs.
 pub struct PruningStrategy {
     device: Device,
+    /// Data-parallel workers' devices (the first is `device`); empty for one device.
+    workers: Vec<Device>,
     pruner: Option<Pruner>,
     state: Arc<Mutex<StrategyState>>,
     clock: EpochClock,
@@ -95,12 +101,81 @@ impl PruningStrategy {
         }));
         let strategy = Self {
             device,
+            workers: Vec::new(),
             pruner,
             state: state.clone(),
             clock,
             checkpoints,
         };
         (strategy, state)
+    }
+
+    /// Trains data-parallel on `devices` (autodiff devices; the first is the strategy's
+    /// device, which holds the model, the optimizer and validation), as Burn's multi-device
+    /// strategy with the optimizer on the main device: every step, each device takes the next
+    /// batch of its share of the epoch, runs forward and backward on a copy of the model, and
+    /// the gradients, moved to the main device and summed, make one optimizer step. The
+    /// model's loss scaling (see [`ElaClassifier::with_grad_scale`]) makes that sum the mean.
+    /// KL scores and metrics are summed over all devices' batches.
+    pub fn with_workers(mut self, devices: Vec<Device>) -> Self {
+        if devices.len() > 1 {
+            self.device = devices[0].clone();
+            self.workers = devices;
+        }
+        self
+    }
+}
+
+/// Sums over one epoch's training batches, on the main device.
+struct TrainTotals {
+    totals: SplitTotals,
+    /// KL scores summed over the window batches.
+    scores: Option<Tensor<1>>,
+    batches: usize,
+    /// The first step whose loss was NaN or infinite (NO_BAD_STEP while there is none): tracked
+    /// on the device, no read-back per step.
+    first_bad: Option<Tensor<1>>,
+}
+
+impl TrainTotals {
+    fn new() -> Self {
+        Self {
+            totals: SplitTotals::new(),
+            scores: None,
+            batches: 0,
+            first_bad: None,
+        }
+    }
+
+    /// Adds one batch's output, computed on `device` or elsewhere, at optimizer step `step`.
+    fn add(&mut self, item: &mut ElaTrainOutput, device: &Device, step: usize) {
+        let c = &item.classification;
+        let out = ClassificationOutput::new(
+            c.loss.clone().to_device(device),
+            c.output.clone().to_device(device),
+            c.targets.clone().to_device(device),
+        );
+        self.totals.add(&out);
+        let bad = out
+            .loss
+            .without_autodiff()
+            .is_finite()
+            .bool_not()
+            .float()
+            .cast(FloatDType::F32);
+        let at = bad.clone() * step as f64 + (bad.neg() + 1.0) * NO_BAD_STEP;
+        self.first_bad = Some(match self.first_bad.take() {
+            Some(f) => f.min_pair(at),
+            None => at,
+        });
+        if let Some((s, _)) = item.scores.take() {
+            let s = s.to_device(device);
+            self.scores = Some(match self.scores.take() {
+                Some(acc) => acc + s,
+                None => s,
+            });
+            self.batches += 1;
+        }
     }
 }
 
@@ -122,7 +197,9 @@ impl SplitTotals {
 
     fn add(&mut self, out: &ClassificationOutput) {
         let batch = out.targets.dims()[0];
-        let loss = out.loss.clone().without_autodiff() * batch as f64;
+        // Sums are kept in f32 whatever the training precision: an f16 sum of a whole epoch
+        // would overflow or round away the last batches.
+        let loss = out.loss.clone().without_autodiff().cast(FloatDType::F32) * batch as f64;
         let predicted = out
             .output
             .clone()
@@ -133,7 +210,8 @@ impl SplitTotals {
             .equal(out.targets.clone().without_autodiff())
             .int()
             .sum()
-            .float();
+            .float()
+            .cast(FloatDType::F32);
         self.loss = Some(match self.loss.take() {
             Some(l) => l + loss,
             None => loss,
@@ -165,8 +243,17 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
         ElaClassifier,
         SupervisedTrainingEventProcessor<ElaClassifier>,
     ) {
-        let dl_train = dataloader_train.to_device(&self.device);
+        // One device: the loader feeds it. Several: each worker reads its own share of every
+        // epoch (Burn's split), already on its device.
         let dl_valid = dataloader_valid.to_device(&self.device.clone().inner());
+        let total_train_items = dataloader_train.num_items();
+        let (dl_train, worker_loaders) = if self.workers.is_empty() {
+            (Some(dataloader_train.to_device(&self.device)), Vec::new())
+        } else {
+            (None, split_dataloader(dataloader_train, &self.workers))
+        };
+        let multi = (!self.workers.is_empty())
+            .then(|| MultiDevicesTrainStep::<ElaClassifier>::new(&self.workers));
         learner.fork(&self.device);
         let mut processor = components.event_processor;
         let interrupter = components.interrupter;
@@ -197,52 +284,77 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             // Training split.
             interrupter.fail_on_error(processor.process_train(LearnerEvent::StartSplit {
                 epoch_number: epoch,
-                total_items: dl_train.num_items(),
+                total_items: total_train_items,
             }));
-            let mut totals = SplitTotals::new();
-            let mut scores: Option<Tensor<1>> = None;
-            let mut batches = 0;
-            // The first step of the epoch whose loss was NaN or infinite, tracked on the device
-            // (NO_BAD_STEP while there is none): no read-back per step.
-            let mut first_bad: Option<Tensor<1>> = None;
-            each_batch(
-                dl_train.iter(),
-                &interrupter,
-                |batch, progress, iteration| {
-                    let TrainOutput { grads, mut item } = learner.train_step(batch);
-                    learner.lr_step();
-                    learner.optimizer_step(grads);
-                    totals.add(&item.classification);
-                    let bad = item
-                        .classification
-                        .loss
-                        .clone()
-                        .without_autodiff()
-                        .is_finite()
-                        .bool_not()
-                        .float();
-                    let step = bad.clone() * iteration as f64 + (bad.neg() + 1.0) * NO_BAD_STEP;
-                    first_bad = Some(match first_bad.take() {
-                        Some(f) => f.min_pair(step),
-                        None => step,
-                    });
-                    if let Some((s, _)) = item.scores.take() {
-                        scores = Some(match scores.take() {
-                            Some(acc) => acc + s,
-                            None => s,
-                        });
-                        batches += 1;
+            let mut sums = TrainTotals::new();
+            let main = self.device.clone();
+            if let Some(dl_train) = &dl_train {
+                each_batch(
+                    dl_train.iter(),
+                    &interrupter,
+                    |batch, progress, iteration| {
+                        let TrainOutput { grads, mut item } = learner.train_step(batch);
+                        learner.lr_step();
+                        learner.optimizer_step(grads);
+                        sums.add(&mut item, &main, iteration);
+                        let item = TrainingItem::new(
+                            item,
+                            progress,
+                            Some(iteration),
+                            Some(learner.lr_current()),
+                        );
+                        interrupter.fail_on_error(
+                            processor.process_train(LearnerEvent::ProcessedItem(item)),
+                        );
+                    },
+                );
+            } else if let Some(multi) = &multi {
+                let mut iterators: Vec<_> = worker_loaders.iter().map(|l| l.iter()).collect();
+                let (mut step, mut item_count) = (0, 0);
+                loop {
+                    let (outputs, progress) = match multi.step(&mut iterators, &learner.model()) {
+                        Ok((outputs, _)) if outputs.is_empty() => break,
+                        Ok(result) => result,
+                        Err(err) => {
+                            interrupter.fail(err);
+                            break;
+                        }
+                    };
+                    step += 1;
+                    let model = learner.model();
+                    let mut accumulator = GradientsAccumulator::new();
+                    let mut items = Vec::with_capacity(outputs.len());
+                    for output in outputs {
+                        let TrainOutput { grads, item } = output.output;
+                        accumulator.accumulate(&model, grads.to_device(&main, &model));
+                        items.push(item);
                     }
-                    let item = TrainingItem::new(
-                        item,
-                        progress,
-                        Some(iteration),
-                        Some(learner.lr_current()),
-                    );
-                    interrupter
-                        .fail_on_error(processor.process_train(LearnerEvent::ProcessedItem(item)));
-                },
-            );
+                    learner.lr_step();
+                    learner.optimizer_step(accumulator.grads());
+                    for mut item in items {
+                        sums.add(&mut item, &main, step);
+                        item_count += 1;
+                        let item = TrainingItem::new(
+                            item,
+                            progress.clone(),
+                            Some(item_count),
+                            Some(learner.lr_current()),
+                        );
+                        interrupter.fail_on_error(
+                            processor.process_train(LearnerEvent::ProcessedItem(item)),
+                        );
+                    }
+                    if interrupter.should_stop() {
+                        break;
+                    }
+                }
+            }
+            let TrainTotals {
+                totals,
+                scores,
+                batches,
+                first_bad,
+            } = sums;
             let (train_loss, train_acc) = totals.read();
             let train_seconds = epoch_start.elapsed().as_secs_f64();
             let bad_step = first_bad.map_or(NO_BAD_STEP, |t| t.into_scalar::<f32>() as f64);

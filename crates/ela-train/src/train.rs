@@ -10,6 +10,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use burn::prelude::Tensor;
+use burn::tensor::Device;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
@@ -17,7 +18,7 @@ use ela_model::{ALL_ATTENTION, Arch, AttentionKind, ElaResNetConfig, SkipMode};
 use ela_prune::{EbqmParams, KlDirection, Mapping, PruneMethod, PruningSchedule, SchedulePreset};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, Precision};
 use crate::checkpoint::{
     AtomicCheckpointer, KEEP, RECORDS, latest_complete, load_state, verify_records,
 };
@@ -467,6 +468,17 @@ pub struct TrainConfig {
     /// Device index of the backend.
     #[arg(long, default_value_t = 0)]
     pub device: usize,
+    /// Train data-parallel on these device indices, e.g. `0,1,2,3`: every step each device
+    /// takes --batch-size / N images of the global batch, and the averaged gradients make one
+    /// optimizer step on the first device, which also validates. Default: --device alone.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub devices: Vec<usize>,
+    /// Float type of every tensor: f32, or f16 / bf16 where the backend supports them (weights,
+    /// gradients and optimizer state included; KL scores and epoch sums stay f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    #[serde(default)]
+    pub precision: Precision,
     /// Data-loader worker threads. Default: 1 for the in-memory datasets (MNIST, CIFAR); for
     /// ImageNet, which decodes JPEGs per item, one per CPU core.
     #[arg(long)]
@@ -567,6 +579,15 @@ impl TrainConfig {
     pub fn resolved_decay_norm_and_bias(&self) -> bool {
         self.decay_norm_and_bias
             .unwrap_or(self.dataset.recipe().decay_norm_and_bias)
+    }
+
+    /// The training devices' indices: --devices, or --device alone.
+    pub fn device_indices(&self) -> Vec<usize> {
+        if self.devices.is_empty() {
+            vec![self.device]
+        } else {
+            self.devices.clone()
+        }
     }
 
     /// Loader worker threads: the flag's, or one per core for ImageNet and 1 otherwise.
@@ -673,6 +694,13 @@ impl TrainConfig {
         }
         if self.workers == Some(0) {
             bail!("--workers must be at least 1");
+        }
+        let n = self.device_indices().len();
+        if !self.resolved_batch_size().is_multiple_of(n) {
+            bail!(
+                "--batch-size {} must be a multiple of the number of --devices ({n})",
+                self.resolved_batch_size()
+            );
         }
         self.arch.stages(self.depth).context("--depth")?;
         if let Some(path) = &self.pretrained
@@ -976,8 +1004,27 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     // the batches an uninterrupted one would.
     let clock = EpochClock::new();
     let data = run_data(config, &clock)?;
-    let base_device = backend::device(config.backend, config.device)?;
+    let indices = config.device_indices();
+    let base_device = backend::device_with(config.backend, indices[0], config.precision)?;
     let device = base_device.clone().autodiff();
+    // Data-parallel devices, each made once (the CPU backend has one device whatever the index).
+    let same = |i: usize, j: usize| i == j || config.backend == Backend::Cpu;
+    let mut made: Vec<(usize, Device)> = vec![(indices[0], base_device.clone())];
+    let mut workers = Vec::with_capacity(indices.len());
+    for &i in &indices {
+        let d = match made.iter().find(|(j, _)| same(i, *j)) {
+            Some((_, d)) => d.clone(),
+            None => {
+                let d = backend::device_with(config.backend, i, config.precision)?;
+                made.push((i, d.clone()));
+                d
+            }
+        };
+        workers.push(d.autodiff());
+    }
+    let n_devices = workers.len();
+    // With several devices, each takes its share of the global batch.
+    let device_batch = config.resolved_batch_size() / n_devices;
     let checkpoints = checkpoint_dir(&out);
     let resumed = if resuming {
         let k = latest_complete(&checkpoints).with_context(|| {
@@ -1042,7 +1089,8 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         None
     };
     let model = ElaClassifier::new(net, pruner.as_ref().map(|p| p.probe.clone()))
-        .with_label_smoothing(config.resolved_label_smoothing() as f32);
+        .with_label_smoothing(config.resolved_label_smoothing() as f32)
+        .with_grad_scale(1.0 / n_devices as f32);
 
     let revision = git_revision();
     let mut resolved = serde_json::to_value(config).expect("serializable");
@@ -1109,9 +1157,18 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         test_set.len()
     );
     println!(
-        "backend {:?} | device {:?} | precision f32 | run dir {}",
+        "backend {:?} | device {:?}{} | precision {} | run dir {}",
         config.backend,
         base_device,
+        if n_devices > 1 {
+            format!(
+                " (+{} data-parallel, {device_batch} images each)",
+                n_devices - 1
+            )
+        } else {
+            String::new()
+        },
+        config.precision,
         run.path().display()
     );
     if let Some(p) = &pruner {
@@ -1126,7 +1183,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     let batcher = ImageBatcher::new(shape, normalization);
     let n_train = train_set.len();
     let loader_train = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(config.resolved_batch_size())
+        .batch_size(device_batch)
         .num_workers(config.resolved_workers())
         .build(EpochShuffled::new(
             train_set.clone(),
@@ -1139,7 +1196,10 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         .num_workers(config.resolved_workers())
         .build(test_set.clone());
 
-    let iters_per_epoch = train_set.len().div_ceil(config.resolved_batch_size());
+    // Optimizer steps per epoch: the last device's share (Burn's split gives it the remainder)
+    // in batches of `device_batch`.
+    let last_share = n_train - (n_devices - 1) * (n_train / n_devices);
+    let iters_per_epoch = last_share.div_ceil(device_batch);
     let lr_schedule = EpochSchedule::new(
         config.resolved_lr(),
         schedule_kind,
@@ -1177,6 +1237,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         checkpoints.clone(),
         resumed.as_ref(),
     );
+    let strategy = strategy.with_workers(workers);
     let mut training = SupervisedTraining::new(run_path.join("burn"), loader_train, loader_test)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .num_epochs(epochs)

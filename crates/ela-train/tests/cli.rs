@@ -525,3 +525,103 @@ fn imagenet_folders_train_with_the_imagenet_recipe() {
     ]);
     assert!(!ok && stderr.contains("fetch imagenet --from"), "{stderr}");
 }
+
+#[test]
+fn reduced_precision_trains_in_bf16_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (ok, stdout, stderr) = ela(&[
+        "train",
+        "--precision",
+        "bf16",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "256",
+        "--windows",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("precision bf16"), "{stdout}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["precision"], "bf16");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["test_loss"].as_f64().unwrap().is_finite(),
+        "{summary}"
+    );
+    // The weights were trained and saved in bf16 (the header of model.safetensors).
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["fc.weight"]["dtype"], "BF16", "{header}");
+    // The pruning window's KL scores were computed (in f32) and a decision was recorded.
+    let pruning: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pruning.json")).unwrap()).unwrap();
+    let windows = pruning["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 1, "{pruning}");
+    assert!(
+        windows[0]["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["kl"].as_f64().is_some_and(|k| k.is_finite() && k > 0.0)),
+        "{pruning}"
+    );
+}
+
+#[test]
+fn data_parallel_training_splits_each_batch_and_still_prunes() {
+    // Two workers on the one CPU device exercise the data-parallel path: per step, each takes
+    // half of the global batch of 32, and their gradients make one optimizer step.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (ok, stdout, stderr) = ela(&[
+        "train",
+        "--devices",
+        "0,0",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "256",
+        "--windows",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("(+1 data-parallel, 16 images each)"),
+        "{stdout}"
+    );
+    let pruning: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pruning.json")).unwrap()).unwrap();
+    // 256 images in 8 steps of two 16-image batches: 16 scored batches in the window.
+    assert_eq!(pruning["windows"][0]["batches"], 16, "{pruning}");
+    // EBQM skips one of the three candidates (the second block of each stage).
+    let skipped = pruning["windows"][0]["newly_skipped"].as_array().unwrap();
+    assert!(
+        skipped.len() == 1 && [1, 3, 5].contains(&skipped[0].as_u64().unwrap()),
+        "{pruning}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["test_loss"].as_f64().unwrap().is_finite(),
+        "{summary}"
+    );
+
+    let (ok, _, stderr) = ela(&["train", "--devices", "0,1,2", "--batch-size", "32"]);
+    assert!(
+        !ok && stderr.contains("--batch-size 32 must be a multiple of the number of --devices (3)"),
+        "{stderr}"
+    );
+}
