@@ -108,24 +108,35 @@ fn driver_hint(backend: Backend) -> &'static str {
     }
 }
 
-/// Makes and reads back one tensor on `device`. Backends panic when their driver or adapter is
-/// missing; the panic becomes an error (and its message is not printed twice).
+/// Makes and reads back one tensor on `device`; see [`checked`].
 fn probe(backend: Backend, index: usize, device: &Device) -> Result<()> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    checked(backend, index, || {
         burn::tensor::Tensor::<1>::ones([1], device)
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
             .map(|v| v[0])
-    }));
+            .map_err(|e| format!("{e:?}"))
+    })
+}
+
+/// Runs `read` (which should return 1.0). Backends panic when their driver or adapter is
+/// missing: the panic becomes an error naming the backend and what to install, and its message
+/// is not printed twice.
+fn checked(
+    backend: Backend,
+    index: usize,
+    read: impl FnOnce() -> std::result::Result<f32, String>,
+) -> Result<()> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read));
     std::panic::set_hook(hook);
     let name = format!("{backend:?}").to_lowercase();
     match result {
         Ok(Ok(1.0)) => Ok(()),
         Ok(Ok(v)) => bail!("backend '{name}' device {index} computes 1 as {v}"),
-        Ok(Err(e)) => bail!("backend '{name}' device {index} cannot be read back: {e:?}"),
+        Ok(Err(e)) => bail!("backend '{name}' device {index} cannot be read back: {e}"),
         Err(panic) => {
             let why = panic
                 .downcast_ref::<String>()
@@ -180,5 +191,36 @@ fn unchecked_device(backend: Backend, index: usize) -> Result<Device> {
     {
         let _ = index;
         bail!(missing())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_driver_is_an_error_that_says_what_to_install() {
+        let err = checked(Backend::Cuda, 1, || {
+            panic!("Unable to dynamically load the \"cuda\" shared library\nmore")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("backend 'cuda' device 1 is not usable: Unable to dynamically load")
+                && err.contains("install the NVIDIA driver")
+                && !err.contains("more"),
+            "{err}"
+        );
+        let err = checked(Backend::Wgpu, 0, || panic!("No adapter found"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Vulkan driver"), "{err}");
+        let err = checked(Backend::Cpu, 0, || Ok(0.5))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("computes 1 as 0.5"), "{err}");
+        checked(Backend::Cpu, 0, || Ok(1.0)).unwrap();
+        // The CPU backend passes the real probe.
+        device(Backend::Cpu, 0).unwrap();
     }
 }

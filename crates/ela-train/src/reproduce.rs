@@ -208,7 +208,7 @@ pub fn run_config(
         // The config's own depth, capped; ImageNet rows as the deepest smoke network (a
         // registered --model is replaced by its attention on that network).
         let config = parse(args.clone())?.with_model_resolved()?;
-        let depth = match config.arch {
+        let depth = match config.resolved_arch() {
             ela_model::Arch::Cifar => config.depth.min(SMOKE_MAX_DEPTH),
             ela_model::Arch::Imagenet => SMOKE_MAX_DEPTH,
         };

@@ -390,10 +390,10 @@ pub struct TrainConfig {
     #[serde(default)]
     pub model: Option<String>,
     /// ResNet family: cifar (the CIFAR bottleneck ResNet-(9n+2)) or imagenet (torchvision's
-    /// ResNet-18/34/50/101/152).
-    #[arg(long, default_value = "cifar")]
+    /// ResNet-18/34/50/101/152). Default: imagenet for --dataset imagenet, cifar otherwise.
+    #[arg(long)]
     #[serde(default)]
-    pub arch: Arch,
+    pub arch: Option<Arch>,
     /// ResNet depth: 9n + 2 for cifar (20, 56, 110, …); 18, 34, 50, 101 or 152 for imagenet.
     #[arg(long, default_value_t = 20)]
     pub depth: usize,
@@ -581,6 +581,14 @@ impl TrainConfig {
             .unwrap_or(self.dataset.recipe().decay_norm_and_bias)
     }
 
+    /// The ResNet family: --arch, or the dataset's (ImageNet's for ImageNet, CIFAR's otherwise).
+    pub fn resolved_arch(&self) -> Arch {
+        self.arch.unwrap_or(match self.dataset {
+            DatasetName::Imagenet => Arch::Imagenet,
+            DatasetName::Mnist | DatasetName::Cifar10 | DatasetName::Cifar100 => Arch::Cifar,
+        })
+    }
+
     /// The training devices' indices: --devices, or --device alone.
     pub fn device_indices(&self) -> Vec<usize> {
         if self.devices.is_empty() {
@@ -632,7 +640,7 @@ impl TrainConfig {
         }
         if let Some(name) = &self.model {
             let entry = ela_model::registry::find(name).context("--model")?;
-            out.arch = entry.arch;
+            out.arch = Some(entry.arch);
             out.depth = entry.depth;
             out.attention = if entry.ela {
                 Method::Ela
@@ -646,14 +654,14 @@ impl TrainConfig {
     /// Channels per attention head: the flag's, or the official code's.
     pub fn resolved_dim_per_head(&self) -> usize {
         self.dim_per_head.unwrap_or_else(|| {
-            ElaResNetConfig::official_dim_per_head(self.arch, self.attention.attention())
+            ElaResNetConfig::official_dim_per_head(self.resolved_arch(), self.attention.attention())
         })
     }
 
     /// The model's configuration for `num_classes` classes of `in_channels`-channel images.
     pub fn model_config(&self, num_classes: usize, in_channels: usize) -> ElaResNetConfig {
         ElaResNetConfig::new(self.depth, num_classes)
-            .with_arch(self.arch)
+            .with_arch(self.resolved_arch())
             .with_in_channels(in_channels)
             .with_attention(self.attention.attention())
             .with_dim_per_head(self.resolved_dim_per_head())
@@ -702,7 +710,7 @@ impl TrainConfig {
                 self.resolved_batch_size()
             );
         }
-        self.arch.stages(self.depth).context("--depth")?;
+        self.resolved_arch().stages(self.depth).context("--depth")?;
         if let Some(path) = &self.pretrained
             && !path.is_file()
         {
@@ -1122,6 +1130,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     resolved["normalization"] = serde_json::to_value(&normalization).expect("json");
     resolved["crop_padding"] = serde_json::json!(config.dataset.recipe().crop_padding);
     resolved["zero_init_last_bn"] = serde_json::json!(config.resolved_zero_init_last_bn());
+    resolved["arch"] = serde_json::json!(config.resolved_arch());
     resolved["label_smoothing"] = serde_json::json!(config.resolved_label_smoothing());
     resolved["decay_norm_and_bias"] = serde_json::json!(config.resolved_decay_norm_and_bias());
     resolved["workers"] = serde_json::json!(config.resolved_workers());
@@ -1149,7 +1158,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     println!(
         "ela: {} {} ResNet-{} on {} ({}: {} train / {} test images), {parameters} parameters",
         config.attention.name(),
-        config.arch,
+        config.resolved_arch(),
         config.depth,
         config.dataset.name(),
         source,

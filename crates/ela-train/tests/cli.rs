@@ -516,14 +516,23 @@ fn imagenet_folders_train_with_the_imagenet_recipe() {
         !ok && stderr.contains("train/train") && stderr.contains("image-folder layout"),
         "{stderr}"
     );
+    // `--dataset imagenet` implies the ImageNet ResNets: depth 50 is valid without --arch, and
+    // what stops the run is the missing dataset.
     let (ok, _, stderr) = ela(&[
         "train",
         "--dataset",
         "imagenet",
+        "--depth",
+        "50",
+        "--attention",
+        "ela",
         "--data-dir",
         dir.path().join("none").to_str().unwrap(),
     ]);
-    assert!(!ok && stderr.contains("fetch imagenet --from"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("fetch imagenet --from") && !stderr.contains("--depth"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -200,7 +200,12 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
     let out = Path::new("unused");
     let full = run_config(ela50, 1, Scale::Full, Backend::Cpu, out).unwrap();
     assert_eq!(
-        (full.dataset, full.arch, full.depth, full.attention),
+        (
+            full.dataset,
+            full.resolved_arch(),
+            full.depth,
+            full.attention
+        ),
         (
             DatasetName::Imagenet,
             ela_model::Arch::Imagenet,
@@ -214,7 +219,12 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
     );
     let smoke = run_config(ela50, 1, Scale::Smoke, Backend::Cpu, out).unwrap();
     assert_eq!(
-        (smoke.dataset, smoke.arch, smoke.depth, smoke.attention),
+        (
+            smoke.dataset,
+            smoke.resolved_arch(),
+            smoke.depth,
+            smoke.attention
+        ),
         (DatasetName::Mnist, ela_model::Arch::Cifar, 29, Method::Ela)
     );
 
@@ -231,7 +241,7 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
     let smoke = run_config(&named[0], 1, Scale::Smoke, Backend::Cpu, out).unwrap();
     let smoke = smoke.with_model_resolved().unwrap();
     assert_eq!(
-        (smoke.arch, smoke.depth, smoke.attention.name()),
+        (smoke.resolved_arch(), smoke.depth, smoke.attention.name()),
         (ela_model::Arch::Cifar, 29, "mrla-b")
     );
 
