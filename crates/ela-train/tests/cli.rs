@@ -507,6 +507,8 @@ fn imagenet_folders_train_with_the_imagenet_recipe() {
         "train",
         "--dataset",
         "imagenet",
+        "--depth",
+        "18",
         "--data-dir",
         data.join("train").to_str().unwrap(),
         "--out",
