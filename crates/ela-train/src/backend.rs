@@ -152,6 +152,16 @@ fn checked(
     }
 }
 
+/// wgpu's adapter for `--device N`: the default adapter for 0, else the N-th discrete GPU.
+#[cfg(any(feature = "wgpu", feature = "vulkan"))]
+fn gpu_kind(index: usize) -> burn::tensor::DeviceKind {
+    if index == 0 {
+        burn::tensor::DeviceKind::DefaultDevice
+    } else {
+        burn::tensor::DeviceKind::DiscreteGpu(index)
+    }
+}
+
 fn unchecked_device(backend: Backend, index: usize) -> Result<Device> {
     let missing = || {
         format!(
@@ -168,19 +178,11 @@ fn unchecked_device(backend: Backend, index: usize) -> Result<Device> {
         }
         Backend::Wgpu => {
             #[cfg(feature = "wgpu")]
-            return Ok(Device::wgpu(if index == 0 {
-                burn::tensor::DeviceKind::DefaultDevice
-            } else {
-                burn::tensor::DeviceKind::DiscreteGpu(index)
-            }));
+            return Ok(Device::wgpu(gpu_kind(index)));
         }
         Backend::Vulkan => {
             #[cfg(feature = "vulkan")]
-            return Ok(Device::vulkan(if index == 0 {
-                burn::tensor::DeviceKind::DefaultDevice
-            } else {
-                burn::tensor::DeviceKind::DiscreteGpu(index)
-            }));
+            return Ok(Device::vulkan(gpu_kind(index)));
         }
         Backend::Cuda => {
             #[cfg(feature = "cuda")]

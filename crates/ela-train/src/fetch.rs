@@ -136,7 +136,8 @@ pub enum Fetched {
     Installed(PathBuf),
 }
 
-const MARKER: &str = ".complete";
+/// The file that marks a dataset folder complete.
+pub(crate) const MARKER: &str = ".complete";
 
 /// Lowercase hex MD5 of a file.
 pub fn md5_file(path: &Path) -> Result<String> {
@@ -296,21 +297,27 @@ pub fn fetch(source: &DatasetSource, dir: &Path, progress: bool) -> Result<Fetch
         fs::remove_dir_all(&staging).ok();
         return Err(err);
     }
+    install_staged(&staging, &target)
+}
+
+/// Marks the unpacked `staging` folder complete and renames it to `target` (replacing an
+/// incomplete one): the dataset appears whole or not at all.
+pub(crate) fn install_staged(staging: &Path, target: &Path) -> Result<Fetched> {
     File::create(staging.join(MARKER))
         .and_then(|f| f.sync_all())
         .with_context(|| format!("cannot write {}", staging.join(MARKER).display()))?;
     if target.exists() {
-        fs::remove_dir_all(&target)
+        fs::remove_dir_all(target)
             .with_context(|| format!("cannot replace the incomplete {}", target.display()))?;
     }
-    fs::rename(&staging, &target).with_context(|| {
+    fs::rename(staging, target).with_context(|| {
         format!(
             "cannot rename {} to {}",
             staging.display(),
             target.display()
         )
     })?;
-    Ok(Fetched::Installed(target))
+    Ok(Fetched::Installed(target.to_path_buf()))
 }
 
 fn install(source: &DatasetSource, archives: &[PathBuf], staging: &Path) -> Result<()> {

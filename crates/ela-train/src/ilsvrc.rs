@@ -26,7 +26,7 @@ use flate2::read::GzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::fetch::Fetched;
+use crate::fetch::{Fetched, MARKER, install_staged};
 use crate::mat::{self, MatValue};
 
 /// The training archive's name.
@@ -36,7 +36,6 @@ pub const VAL_TAR: &str = "ILSVRC2012_img_val.tar";
 /// The development kit's name.
 pub const DEVKIT: &str = "ILSVRC2012_devkit_t12.tar.gz";
 
-const MARKER: &str = ".complete";
 const COUNTS: &str = "counts.json";
 
 /// Images and classes of a prepared ImageNet.
@@ -444,21 +443,7 @@ pub fn prepare(from: &Path, dir: &Path, options: PrepareOptions) -> Result<Fetch
     let json = serde_json::to_string_pretty(&counts).expect("serializable");
     fs::write(staging.join(COUNTS), json)
         .with_context(|| format!("cannot write {}", staging.join(COUNTS).display()))?;
-    File::create(staging.join(MARKER))
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("cannot write {}", staging.join(MARKER).display()))?;
-    if target.exists() {
-        fs::remove_dir_all(&target)
-            .with_context(|| format!("cannot replace the incomplete {}", target.display()))?;
-    }
-    fs::rename(&staging, &target).with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            staging.display(),
-            target.display()
-        )
-    })?;
-    Ok(Fetched::Installed(target))
+    install_staged(&staging, &target)
 }
 
 /// The counts recorded by [`prepare`] in a prepared folder.

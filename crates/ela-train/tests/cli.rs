@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A JSON file a run wrote.
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn ela(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ela"))
         .args(args)
@@ -346,8 +351,7 @@ fn a_failing_write_is_named_and_loses_nothing_written_before() {
         "{err}"
     );
     // What was written before the failing write is whole: the config, epoch 1's metrics row.
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let config = json(&run.join("config.json"));
     assert_eq!(config["epochs"], 2);
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
@@ -431,8 +435,7 @@ fn imagenet_models_by_name_summarize_and_fine_tune_from_pretrained_weights() {
         "{stdout}"
     );
     assert!(stdout.contains("ela imagenet ResNet-18"), "{stdout}");
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config = json(&out.join("config.json"));
     assert_eq!(config["arch"], "imagenet");
     assert_eq!(config["depth"], 18);
     assert_eq!(config["attention"], "ela");
@@ -478,8 +481,7 @@ fn imagenet_folders_train_with_the_imagenet_recipe() {
         stdout.contains("ResNet-18 on imagenet") && stdout.contains("5 train / 2 test images"),
         "{stdout}"
     );
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config = json(&out.join("config.json"));
     // SPEC §4's ImageNet recipe: lr 0.1 × batch / 256, label smoothing 0.1, no decay on BN and
     // biases, zero-init of the last BN, cosine after warm-up (3 epochs, capped at the run's 2),
     // ImageNet normalization; SPEC §3.3's ImageNet EBQM defaults and windows.
@@ -498,8 +500,7 @@ fn imagenet_folders_train_with_the_imagenet_recipe() {
     );
     let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = json(&out.join("summary.json"));
     assert!(summary["test_loss"].as_f64().unwrap().is_finite());
 
     // The error for a folder that is not ImageNet's layout names what is missing.
@@ -537,14 +538,15 @@ fn imagenet_folders_train_with_the_imagenet_recipe() {
     );
 }
 
-#[test]
-fn reduced_precision_trains_in_bf16_and_says_so() {
+/// A 2-epoch ELA run on 256 digits with a pruning window at epoch 1, plus `extra` flags; the
+/// temporary folder, the run directory and the standard output.
+fn short_ela_run(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let (ok, stdout, stderr) = ela(&[
-        "train",
-        "--precision",
-        "bf16",
+    let mut args = vec!["train"];
+    args.extend_from_slice(extra);
+    let out_str = out.to_str().unwrap().to_string();
+    args.extend([
         "--epochs",
         "2",
         "--limit-train",
@@ -554,15 +556,20 @@ fn reduced_precision_trains_in_bf16_and_says_so() {
         "--windows",
         "1",
         "--out",
-        out.to_str().unwrap(),
+        &out_str,
     ]);
+    let (ok, stdout, stderr) = ela(&args);
     assert!(ok, "{stdout}\n{stderr}");
+    (dir, out, stdout)
+}
+
+#[test]
+fn reduced_precision_trains_in_bf16_and_says_so() {
+    let (_dir, out, stdout) = short_ela_run(&["--precision", "bf16"]);
     assert!(stdout.contains("precision bf16"), "{stdout}");
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config = json(&out.join("config.json"));
     assert_eq!(config["precision"], "bf16");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = json(&out.join("summary.json"));
     assert!(
         summary["test_loss"].as_f64().unwrap().is_finite(),
         "{summary}"
@@ -573,8 +580,7 @@ fn reduced_precision_trains_in_bf16_and_says_so() {
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     assert_eq!(header["fc.weight"]["dtype"], "BF16", "{header}");
     // The pruning window's KL scores were computed (in f32) and a decision was recorded.
-    let pruning: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("pruning.json")).unwrap()).unwrap();
+    let pruning = json(&out.join("pruning.json"));
     let windows = pruning["windows"].as_array().unwrap();
     assert_eq!(windows.len(), 1, "{pruning}");
     assert!(
@@ -591,30 +597,12 @@ fn reduced_precision_trains_in_bf16_and_says_so() {
 fn data_parallel_training_splits_each_batch_and_still_prunes() {
     // Two workers on the one CPU device exercise the data-parallel path: per step, each takes
     // half of the global batch of 32, and their gradients make one optimizer step.
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let (ok, stdout, stderr) = ela(&[
-        "train",
-        "--devices",
-        "0,0",
-        "--epochs",
-        "2",
-        "--limit-train",
-        "256",
-        "--limit-test",
-        "256",
-        "--windows",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(ok, "{stdout}\n{stderr}");
+    let (_dir, out, stdout) = short_ela_run(&["--devices", "0,0"]);
     assert!(
         stdout.contains("(+1 data-parallel, 16 images each)"),
         "{stdout}"
     );
-    let pruning: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("pruning.json")).unwrap()).unwrap();
+    let pruning = json(&out.join("pruning.json"));
     // 256 images in 8 steps of two 16-image batches: 16 scored batches in the window.
     assert_eq!(pruning["windows"][0]["batches"], 16, "{pruning}");
     // EBQM skips one of the three candidates (the second block of each stage).
@@ -623,8 +611,7 @@ fn data_parallel_training_splits_each_batch_and_still_prunes() {
         skipped.len() == 1 && [1, 3, 5].contains(&skipped[0].as_u64().unwrap()),
         "{pruning}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary = json(&out.join("summary.json"));
     assert!(
         summary["test_loss"].as_f64().unwrap().is_finite(),
         "{summary}"
