@@ -6,6 +6,9 @@
 //!   attempts and centre fallback), bilinear resize to 224×224, horizontal flip with p = 0.5;
 //! - evaluation: bilinear resize of the shorter side to 256, centre crop 224×224.
 //!
+//! Resizing is PIL's antialiased bilinear filter (what torchvision applies to PIL images), with
+//! `fast_image_resize`'s SIMD kernels.
+//!
 //! JPEGs are decoded by `zune-jpeg` (SIMD), greyscale and CMYK files converted to RGB; the one
 //! PNG that ImageNet stores under a `.JPEG` name is recognized by its signature. The augmentation
 //! of item `i` in epoch `k` depends on `(seed, k, i)` alone, so runs and resumed runs see the
@@ -16,7 +19,7 @@ use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
 use image::RgbImage;
-use image::imageops::{self, FilterType};
+use image::imageops;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use zune_jpeg::JpegDecoder;
 use zune_jpeg::zune_core::bytestream::ZCursor;
@@ -150,6 +153,30 @@ pub fn random_resized_crop(width: u32, height: u32, rng: &mut impl RngExt) -> (u
     ((width - w) / 2, (height - h) / 2, w, h)
 }
 
+/// Resizes the `(x, y, w, h)` region of `img`, taken as an image of its own (torchvision crops,
+/// then resizes), to `out_w × out_h` with the antialiased bilinear filter of PIL and
+/// torchvision's `resize`, SIMD-accelerated by `fast_image_resize`.
+pub fn resize_region(
+    img: &RgbImage,
+    (x, y, w, h): (u32, u32, u32, u32),
+    out_w: u32,
+    out_h: u32,
+) -> RgbImage {
+    use fast_image_resize as fr;
+    let src =
+        fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
+            .expect("an RGB image's buffer is width × height × 3 bytes");
+    let region =
+        fr::images::CroppedImage::new(&src, x, y, w, h).expect("crop regions lie inside the image");
+    let mut dst = fr::images::Image::new(out_w, out_h, fr::PixelType::U8x3);
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    fr::Resizer::new()
+        .resize(&region, &mut dst, &options)
+        .expect("source and destination are both RGB and non-empty");
+    RgbImage::from_raw(out_w, out_h, dst.into_vec()).expect("out_w × out_h × 3 bytes")
+}
+
 /// Evaluation transform: shorter side to [`RESIZE`], centre crop [`CROP`].
 pub fn eval_transform(img: &RgbImage) -> RgbImage {
     let (w, h) = img.dimensions();
@@ -161,7 +188,7 @@ pub fn eval_transform(img: &RgbImage) -> RgbImage {
     } else {
         ((f64::from(w) * scale) as u32, RESIZE as u32)
     };
-    let resized = imageops::resize(img, nw, nh, FilterType::Triangle);
+    let resized = resize_region(img, (0, 0, w, h), nw, nh);
     let c = CROP as u32;
     let (x, y) = (
         ((f64::from(nw) - f64::from(c)) / 2.0).round() as u32,
@@ -172,9 +199,8 @@ pub fn eval_transform(img: &RgbImage) -> RgbImage {
 
 /// Training transform: random-resized crop to [`CROP`] and a random horizontal flip.
 pub fn train_transform(img: &RgbImage, rng: &mut impl RngExt) -> RgbImage {
-    let (x, y, w, h) = random_resized_crop(img.width(), img.height(), rng);
-    let crop = imageops::crop_imm(img, x, y, w, h).to_image();
-    let mut out = imageops::resize(&crop, CROP as u32, CROP as u32, FilterType::Triangle);
+    let region = random_resized_crop(img.width(), img.height(), rng);
+    let mut out = resize_region(img, region, CROP as u32, CROP as u32);
     if rng.random_bool(0.5) {
         imageops::flip_horizontal_in_place(&mut out);
     }
@@ -300,6 +326,40 @@ mod tests {
                     "{w}x{h} area {area}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn resizing_matches_pil_bilinear() {
+        // Generated with Pillow 13.0.0 (see fixtures/imagefolder/README.md):
+        //   y, x = np.mgrid[0:60, 0:80]
+        //   a = np.stack([(x*7 + y*3) % 256, (x*x + 2*y) % 256, (255 - 4*x + y*y) % 256],
+        //                -1).astype(np.uint8)
+        //   img = Image.fromarray(a)
+        //   img.crop((5, 7, 55, 47)).resize((24, 20), Image.BILINEAR)  -> pil_bilinear_crop.bin
+        //   img.resize((37, 28), Image.BILINEAR)                      -> pil_bilinear_full.bin
+        let img = RgbImage::from_fn(80, 60, |x, y| {
+            let (x, y) = (x as i64, y as i64);
+            let v = |e: i64| e.rem_euclid(256) as u8;
+            image::Rgb([v(x * 7 + y * 3), v(x * x + 2 * y), v(255 - 4 * x + y * y)])
+        });
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imagefolder");
+        for (file, region, (w, h)) in [
+            ("pil_bilinear_crop.bin", (5, 7, 50, 40), (24, 20)),
+            ("pil_bilinear_full.bin", (0, 0, 80, 60), (37, 28)),
+        ] {
+            let want = std::fs::read(dir.join(file)).unwrap();
+            let got = resize_region(&img, region, w, h).into_raw();
+            assert_eq!(got.len(), want.len());
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            // Both round to 8 bits from fixed-point sums: at most one step apart.
+            assert!(worst <= 1, "{file}: a pixel differs from PIL's by {worst}");
         }
     }
 
