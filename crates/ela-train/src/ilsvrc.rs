@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
 use flate2::read::GzDecoder;
@@ -448,7 +448,7 @@ pub fn prepare(from: &Path, dir: &Path, options: PrepareOptions) -> Result<Fetch
 
 /// The counts recorded by [`prepare`] in a prepared folder.
 pub fn recorded_counts(dir: &Path) -> Result<Counts> {
-    let path: PathBuf = dir.join(COUNTS);
+    let path = dir.join(COUNTS);
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a counts file", path.display()))

@@ -79,7 +79,9 @@ impl ElaClassifier {
     }
 
     /// Cross-entropy against targets smoothed by `alpha`: `(1 − α)·one-hot + α / classes`, as
-    /// PyTorch's `CrossEntropyLoss(label_smoothing=α)`; 0 is plain cross-entropy.
+    /// PyTorch's `CrossEntropyLoss(label_smoothing=α)`; 0 is plain cross-entropy. It applies to
+    /// the training loss and to the reported validation loss (accuracy is unaffected), as in
+    /// torchvision's reference training script.
     pub fn with_label_smoothing(mut self, alpha: f32) -> Self {
         self.label_smoothing = (alpha > 0.0).then_some(alpha);
         self

@@ -126,6 +126,16 @@ impl PruningStrategy {
     }
 }
 
+/// Where the training batches come from: one loader on the strategy's device, or one share of
+/// the epoch per data-parallel device with Burn's step that runs them.
+enum TrainFeed {
+    One(TrainLoader<ElaClassifier>),
+    Parallel(
+        Vec<TrainLoader<ElaClassifier>>,
+        MultiDevicesTrainStep<ElaClassifier>,
+    ),
+}
+
 /// Sums over one epoch's training batches, on the main device.
 struct TrainTotals {
     totals: SplitTotals,
@@ -247,13 +257,14 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
         // epoch (Burn's split), already on its device.
         let dl_valid = dataloader_valid.to_device(&self.device.clone().inner());
         let total_train_items = dataloader_train.num_items();
-        let (dl_train, worker_loaders) = if self.workers.is_empty() {
-            (Some(dataloader_train.to_device(&self.device)), Vec::new())
+        let feed = if self.workers.is_empty() {
+            TrainFeed::One(dataloader_train.to_device(&self.device))
         } else {
-            (None, split_dataloader(dataloader_train, &self.workers))
+            TrainFeed::Parallel(
+                split_dataloader(dataloader_train, &self.workers),
+                MultiDevicesTrainStep::new(&self.workers),
+            )
         };
-        let multi = (!self.workers.is_empty())
-            .then(|| MultiDevicesTrainStep::<ElaClassifier>::new(&self.workers));
         learner.fork(&self.device);
         let mut processor = components.event_processor;
         let interrupter = components.interrupter;
@@ -288,8 +299,8 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             }));
             let mut sums = TrainTotals::new();
             let main = self.device.clone();
-            if let Some(dl_train) = &dl_train {
-                each_batch(
+            match &feed {
+                TrainFeed::One(dl_train) => each_batch(
                     dl_train.iter(),
                     &interrupter,
                     |batch, progress, iteration| {
@@ -307,45 +318,46 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                             processor.process_train(LearnerEvent::ProcessedItem(item)),
                         );
                     },
-                );
-            } else if let Some(multi) = &multi {
-                let mut iterators: Vec<_> = worker_loaders.iter().map(|l| l.iter()).collect();
-                let (mut step, mut item_count) = (0, 0);
-                loop {
-                    let (outputs, progress) = match multi.step(&mut iterators, &learner.model()) {
-                        Ok((outputs, _)) if outputs.is_empty() => break,
-                        Ok(result) => result,
-                        Err(err) => {
-                            interrupter.fail(err);
+                ),
+                TrainFeed::Parallel(loaders, multi) => {
+                    let mut iterators: Vec<_> = loaders.iter().map(|l| l.iter()).collect();
+                    let (mut step, mut item_count) = (0, 0);
+                    loop {
+                        let model = learner.model();
+                        let (outputs, progress) = match multi.step(&mut iterators, &model) {
+                            Ok((outputs, _)) if outputs.is_empty() => break,
+                            Ok(result) => result,
+                            Err(err) => {
+                                interrupter.fail(err);
+                                break;
+                            }
+                        };
+                        step += 1;
+                        let mut accumulator = GradientsAccumulator::new();
+                        let mut items = Vec::with_capacity(outputs.len());
+                        for output in outputs {
+                            let TrainOutput { grads, item } = output.output;
+                            accumulator.accumulate(&model, grads.to_device(&main, &model));
+                            items.push(item);
+                        }
+                        learner.lr_step();
+                        learner.optimizer_step(accumulator.grads());
+                        for mut item in items {
+                            sums.add(&mut item, &main, step);
+                            item_count += 1;
+                            let item = TrainingItem::new(
+                                item,
+                                progress.clone(),
+                                Some(item_count),
+                                Some(learner.lr_current()),
+                            );
+                            interrupter.fail_on_error(
+                                processor.process_train(LearnerEvent::ProcessedItem(item)),
+                            );
+                        }
+                        if interrupter.should_stop() {
                             break;
                         }
-                    };
-                    step += 1;
-                    let model = learner.model();
-                    let mut accumulator = GradientsAccumulator::new();
-                    let mut items = Vec::with_capacity(outputs.len());
-                    for output in outputs {
-                        let TrainOutput { grads, item } = output.output;
-                        accumulator.accumulate(&model, grads.to_device(&main, &model));
-                        items.push(item);
-                    }
-                    learner.lr_step();
-                    learner.optimizer_step(accumulator.grads());
-                    for mut item in items {
-                        sums.add(&mut item, &main, step);
-                        item_count += 1;
-                        let item = TrainingItem::new(
-                            item,
-                            progress.clone(),
-                            Some(item_count),
-                            Some(learner.lr_current()),
-                        );
-                        interrupter.fail_on_error(
-                            processor.process_train(LearnerEvent::ProcessedItem(item)),
-                        );
-                    }
-                    if interrupter.should_stop() {
-                        break;
                     }
                 }
             }
