@@ -97,21 +97,28 @@ fn driver_hint(backend: Backend) -> &'static str {
     match backend {
         Backend::Cpu => "the CPU backend needs no driver; this is a bug, please report it",
         Backend::Wgpu | Backend::Vulkan => {
-            "install a Vulkan driver (Linux: your GPU vendor's, or Mesa's `mesa-vulkan-drivers`, \
+            "check --device (0 is the default adapter, N the N-th discrete GPU) and install a \
+             Vulkan driver (Linux: your GPU vendor's, or Mesa's `mesa-vulkan-drivers`, \
              which includes the lavapipe software driver; macOS and Windows use Metal and DX12 \
              without one), or use --backend cpu"
         }
         Backend::Cuda => {
-            "install the NVIDIA driver (it provides libcuda.so; the CUDA toolkit is not needed), \
-             check `nvidia-smi` and --device, or use --backend wgpu or cpu"
+            "install the NVIDIA driver (it provides libcuda.so) and check `nvidia-smi` and \
+             --device; kernels that call exp/log also need the CUDA toolkit's \
+             nvvm/libdevice/libdevice.10.bc (set CUDA_PATH when the toolkit is not in \
+             /usr/local/cuda); or use --backend wgpu or cpu"
         }
     }
 }
 
-/// Makes and reads back one tensor on `device`; see [`checked`].
+/// Computes log(exp(1)) on `device` and reads it back; see [`checked`]. The exp and log kernels
+/// are the first to need more than the driver (CUDA: the toolkit's libdevice), so a missing piece
+/// shows here rather than in the middle of the first epoch.
 fn probe(backend: Backend, index: usize, device: &Device) -> Result<()> {
     checked(backend, index, || {
         burn::tensor::Tensor::<1>::ones([1], device)
+            .exp()
+            .log()
             .into_data()
             .convert::<f32>()
             .try_to_vec::<f32>()
@@ -120,28 +127,41 @@ fn probe(backend: Backend, index: usize, device: &Device) -> Result<()> {
     })
 }
 
-/// Runs `read` (which should return 1.0). Backends panic when their driver or adapter is
-/// missing: the panic becomes an error naming the backend and what to install, and its message
-/// is not printed twice.
+/// Runs `read` (which should return 1.0, to within a half-precision rounding). Backends panic
+/// when their driver or adapter is missing, often in a runtime thread of their own, the caller
+/// then seeing only a closed channel: the first panic of any thread during `read` becomes an
+/// error naming the backend, the cause and what to install, and is not printed twice.
 fn checked(
     backend: Backend,
     index: usize,
     read: impl FnOnce() -> std::result::Result<f32, String>,
 ) -> Result<()> {
+    let panics = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let seen = panics.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown failure".into());
+        if let Ok(mut seen) = seen.lock() {
+            seen.push(message);
+        }
+    }));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read));
     std::panic::set_hook(hook);
     let name = format!("{backend:?}").to_lowercase();
     match result {
-        Ok(Ok(1.0)) => Ok(()),
-        Ok(Ok(v)) => bail!("backend '{name}' device {index} computes 1 as {v}"),
+        Ok(Ok(v)) if (v - 1.0).abs() < 1e-2 => Ok(()),
+        Ok(Ok(v)) => bail!("backend '{name}' device {index} computes log(exp(1)) as {v}"),
         Ok(Err(e)) => bail!("backend '{name}' device {index} cannot be read back: {e}"),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        Err(_) => {
+            let why = panics
+                .lock()
+                .ok()
+                .and_then(|seen| seen.first().cloned())
                 .unwrap_or_else(|| "unknown failure".into());
             bail!(
                 "backend '{name}' device {index} is not usable: {}\n{}",
@@ -213,6 +233,30 @@ mod tests {
                 && !err.contains("more"),
             "{err}"
         );
+        // A panic in the backend's own thread, the caller's being a consequence: the first one
+        // is the cause.
+        let err = checked(Backend::Cuda, 0, || {
+            std::thread::spawn(|| panic!("Unable to dynamically load the \"cuda\" library"))
+                .join()
+                .ok();
+            panic!("called `Result::unwrap()` on an `Err` value: RecvError")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("not usable: Unable to dynamically load") && !err.contains("RecvError"),
+            "{err}"
+        );
+        // The CUDA kernel compiler's panic when the toolkit's libdevice is missing.
+        let err = checked(Backend::Cuda, 0, || {
+            panic!("libdevice.10.bc was not found: the kernel calls a math function")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("libdevice.10.bc was not found") && err.contains("set CUDA_PATH"),
+            "{err}"
+        );
         let err = checked(Backend::Wgpu, 0, || panic!("No adapter found"))
             .unwrap_err()
             .to_string();
@@ -220,7 +264,7 @@ mod tests {
         let err = checked(Backend::Cpu, 0, || Ok(0.5))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("computes 1 as 0.5"), "{err}");
+        assert!(err.contains("computes log(exp(1)) as 0.5"), "{err}");
         checked(Backend::Cpu, 0, || Ok(1.0)).unwrap();
         // The CPU backend passes the real probe.
         device(Backend::Cpu, 0).unwrap();
