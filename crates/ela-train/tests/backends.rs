@@ -1,11 +1,13 @@
-//! The wgpu backend computes what the CPU backend (`flex`) computes: one training-mode forward
+//! A GPU backend computes what the CPU backend (`flex`) computes: one training-mode forward
 //! pass, the cross-entropy, the backward pass and one SGD step (momentum 0.9, weight decay 1e-4)
 //! of ResNet-20 with MRLA-B and with ELA (two blocks skipped), from the same weights on the same
-//! batch. Built only with `--features wgpu`; CI runs it on Mesa's software Vulkan driver
-//! (lavapipe):
+//! batch. Built with `--features wgpu` (the backend under test is then wgpu) or `--features cuda`
+//! (CUDA device 0). CI runs the wgpu build on Mesa's software Vulkan driver (lavapipe), and
+//! compiles the CUDA build, running only the test that needs no GPU; on an NVIDIA machine:
 //!
 //! ```sh
 //! cargo test --release -p ela-train --features wgpu --test backends
+//! cargo test --release -p ela-train --features cuda --test backends
 //! ```
 //!
 //! Tolerances, from f32 arithmetic in another summation order: loss within 1e-4, logits within
@@ -15,12 +17,12 @@
 //! (a BN shift, whose gradient is a sum that nearly cancels), 2.2e-3 for ELA and the plain
 //! ResNet. A backend that dropped a gradient would be off by 100%. `ELA_DEBUG_AGREE=1` prints
 //! every tensor's error.
-#![cfg(feature = "wgpu")]
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, DeviceKind, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use ela_model::{AttentionKind, ElaResNet, ElaResNetConfig};
 
 /// Every float parameter (and BN running statistic) of a module, flattened, by path.
@@ -92,9 +94,25 @@ fn train_step(net: ElaResNet, device: &Device) -> Step {
     }
 }
 
+/// The backend under test: wgpu when it is compiled in, else CUDA.
+fn under_test() -> &'static str {
+    if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else {
+        "cuda"
+    }
+}
+
+fn gpu_device() -> Device {
+    #[cfg(feature = "wgpu")]
+    return Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    #[cfg(not(feature = "wgpu"))]
+    return Device::cuda(0);
+}
+
 fn agree(attention: AttentionKind, skip: &[usize]) {
     let cpu = Device::flex().autodiff();
-    let gpu = Device::wgpu(DeviceKind::DefaultDevice).autodiff();
+    let gpu = gpu_device().autodiff();
     cpu.seed(3);
     let net = ElaResNetConfig::new(20, 10)
         .with_attention(attention)
@@ -122,7 +140,7 @@ fn agree(attention: AttentionKind, skip: &[usize]) {
 
     let before = parameters(&net);
     let (a, b) = (train_step(net, &cpu), train_step(on_gpu, &gpu));
-    let what = format!("{attention:?} skipping {skip:?}");
+    let what = format!("{}: {attention:?} skipping {skip:?}", under_test());
     assert!(
         (a.loss - b.loss).abs() < 1e-4,
         "{what}: loss {} vs {}",
@@ -173,9 +191,44 @@ fn agree(attention: AttentionKind, skip: &[usize]) {
 }
 
 #[test]
-fn wgpu_agrees_with_the_cpu_backend_for_plain_mrla_b_and_ela() {
+fn the_gpu_backend_agrees_with_the_cpu_backend_for_plain_mrla_b_and_ela() {
     agree(AttentionKind::None, &[]);
     agree(AttentionKind::MrlaB, &[]);
     // ResNet-20 has two blocks per stage: skip the second block of stages 1 and 2.
     agree(AttentionKind::MrlaB, &[1, 3]);
+}
+
+/// A device that does not exist (no driver at all, or an index past the last GPU) stops `train`
+/// before it writes anything, with an error naming the backend, the device and what to do.
+#[test]
+fn an_unusable_device_is_a_clear_error_before_any_file_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_ela"))
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "64",
+            "--limit-test",
+            "32",
+        ])
+        .args(["--backend", under_test(), "--device", "7", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    println!("{stderr}");
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    let expected = format!("backend '{}' device 7 is not usable", under_test());
+    assert!(stderr.contains(&expected), "{stderr}");
+    let hint = if under_test() == "cuda" {
+        "install the NVIDIA driver"
+    } else {
+        "Vulkan driver"
+    };
+    assert!(stderr.contains(hint), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "nothing is written");
 }
