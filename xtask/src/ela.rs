@@ -87,9 +87,10 @@ pub fn build(backend: Backend) -> Result<PathBuf> {
         .context("cannot run cargo")?;
     if !status.success() {
         bail!(
-            "building the {} backend (cargo feature '{}') failed; see the cargo output above",
+            "building the {} backend (cargo feature '{}') failed; see the cargo output above{}",
             backend.name,
-            backend.feature
+            backend.feature,
+            build_hint(backend)
         );
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -103,6 +104,17 @@ pub fn build(backend: Backend) -> Result<PathBuf> {
     Ok(target
         .join("release")
         .join(format!("ela{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// What to try when `backend` does not build.
+fn build_hint(backend: Backend) -> &'static str {
+    if backend.feature == "cuda" {
+        ". The CUDA kernel compiler downloads LLVM during its first build \
+         (tracel-llvm-bundler); without network access, build with Debian's LLVM 22 instead: \
+         XDG_DATA_HOME=\"$(scripts/llvm-offline.sh)\" cargo xtask …"
+    } else {
+        ""
+    }
 }
 
 /// Runs `ela <task> <args>` in the caller's directory and propagates its exit status.
@@ -149,5 +161,12 @@ mod tests {
             .to_string();
         assert!(err.contains("tpu") && err.contains("cuda"), "{err}");
         assert!(backend_of(&args(&["--backend"])).is_err());
+    }
+
+    #[test]
+    fn a_failed_cuda_build_points_to_the_offline_llvm() {
+        let cuda = backend_of(&args(&["--backend", "cuda"])).unwrap();
+        assert!(build_hint(cuda).contains("scripts/llvm-offline.sh"));
+        assert_eq!(build_hint(backend_of(&args(&[])).unwrap()), "");
     }
 }
