@@ -40,13 +40,20 @@ fi
 
 # The bundler's cache: $XDG_DATA_HOME/tracel/tracel-llvm-<version>, marked as installed.
 cache="$dir/tracel/tracel-llvm-$version"
+# Written only when missing or different: the bundler's build script reruns when the marker
+# changes, and everything built on LLVM after it.
 mkdir -p "$cache/bin"
-cat >"$cache/bin/llvm-config" <<WRAPPER
+wrapper="$(cat <<WRAPPER
 #!/bin/sh
 # Debian's llvm-config, with absolute library paths (/usr/lib/…/libz3.so) turned into -l flags,
 # the form the bundler passes on to the linker.
 $llvm/bin/llvm-config "\$@" | sed -E 's#/[^ ]*/lib([A-Za-z0-9_+-]+)\\.so#-l\\1#g'
 WRAPPER
-chmod +x "$cache/bin/llvm-config"
-touch "$cache/.tracel-llvm-installed"
+)"
+if [ "$(cat "$cache/bin/llvm-config" 2>/dev/null)" != "$wrapper" ]; then
+  printf '%s\n' "$wrapper" >"$cache/bin/llvm-config.tmp"
+  chmod +x "$cache/bin/llvm-config.tmp"
+  mv "$cache/bin/llvm-config.tmp" "$cache/bin/llvm-config"
+fi
+[ -e "$cache/.tracel-llvm-installed" ] || touch "$cache/.tracel-llvm-installed"
 echo "$dir"
