@@ -209,7 +209,7 @@ pub fn run_config(
         // registered --model is replaced by its attention on that network).
         let config = parse(args.clone())?.with_model_resolved()?;
         let depth = match config.resolved_arch() {
-            ela_model::Arch::Cifar => config.depth.min(SMOKE_MAX_DEPTH),
+            ela_model::Arch::Cifar => config.resolved_depth().min(SMOKE_MAX_DEPTH),
             ela_model::Arch::Imagenet => SMOKE_MAX_DEPTH,
         };
         args.extend([

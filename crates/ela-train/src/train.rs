@@ -395,8 +395,10 @@ pub struct TrainConfig {
     #[serde(default)]
     pub arch: Option<Arch>,
     /// ResNet depth: 9n + 2 for cifar (20, 56, 110, …); 18, 34, 50, 101 or 152 for imagenet.
-    #[arg(long, default_value_t = 20)]
-    pub depth: usize,
+    /// Default: 20 for cifar, 50 for imagenet.
+    #[arg(long)]
+    #[serde(default)]
+    pub depth: Option<usize>,
     /// Layer attention.
     #[arg(long, value_enum, default_value = "ela")]
     pub attention: Method,
@@ -589,6 +591,15 @@ impl TrainConfig {
         })
     }
 
+    /// The ResNet depth: --depth, or the family's default (CIFAR: 20; ImageNet: 50, the
+    /// paper's main model).
+    pub fn resolved_depth(&self) -> usize {
+        self.depth.unwrap_or(match self.resolved_arch() {
+            Arch::Cifar => 20,
+            Arch::Imagenet => 50,
+        })
+    }
+
     /// The training devices' indices: --devices, or --device alone.
     pub fn device_indices(&self) -> Vec<usize> {
         if self.devices.is_empty() {
@@ -641,7 +652,7 @@ impl TrainConfig {
         if let Some(name) = &self.model {
             let entry = ela_model::registry::find(name).context("--model")?;
             out.arch = Some(entry.arch);
-            out.depth = entry.depth;
+            out.depth = Some(entry.depth);
             out.attention = if entry.ela {
                 Method::Ela
             } else {
@@ -660,7 +671,7 @@ impl TrainConfig {
 
     /// The model's configuration for `num_classes` classes of `in_channels`-channel images.
     pub fn model_config(&self, num_classes: usize, in_channels: usize) -> ElaResNetConfig {
-        ElaResNetConfig::new(self.depth, num_classes)
+        ElaResNetConfig::new(self.resolved_depth(), num_classes)
             .with_arch(self.resolved_arch())
             .with_in_channels(in_channels)
             .with_attention(self.attention.attention())
@@ -710,7 +721,9 @@ impl TrainConfig {
                 self.resolved_batch_size()
             );
         }
-        self.resolved_arch().stages(self.depth).context("--depth")?;
+        self.resolved_arch()
+            .stages(self.resolved_depth())
+            .context("--depth")?;
         if let Some(path) = &self.pretrained
             && !path.is_file()
         {
@@ -1001,7 +1014,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         PathBuf::from("runs").join(format!(
             "{}-r{}-{}-{}",
             config.attention.name(),
-            config.depth,
+            config.resolved_depth(),
             config.dataset.name(),
             utc_stamp()
         ))
@@ -1131,6 +1144,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     resolved["crop_padding"] = serde_json::json!(config.dataset.recipe().crop_padding);
     resolved["zero_init_last_bn"] = serde_json::json!(config.resolved_zero_init_last_bn());
     resolved["arch"] = serde_json::json!(config.resolved_arch());
+    resolved["depth"] = serde_json::json!(config.resolved_depth());
     resolved["label_smoothing"] = serde_json::json!(config.resolved_label_smoothing());
     resolved["decay_norm_and_bias"] = serde_json::json!(config.resolved_decay_norm_and_bias());
     resolved["workers"] = serde_json::json!(config.resolved_workers());
@@ -1159,7 +1173,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         "ela: {} {} ResNet-{} on {} ({}: {} train / {} test images), {parameters} parameters",
         config.attention.name(),
         config.resolved_arch(),
-        config.depth,
+        config.resolved_depth(),
         config.dataset.name(),
         source,
         train_set.len(),
@@ -1321,6 +1335,29 @@ mod tests {
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: TrainConfig,
+    }
+
+    #[test]
+    fn the_depth_defaults_to_the_families_usual_network() {
+        use clap::Parser;
+        let depth = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("train").chain(args.iter().copied()))
+                .unwrap()
+                .config
+                .resolved_depth()
+        };
+        assert_eq!(depth(&[]), 20);
+        assert_eq!(depth(&["--depth", "56"]), 56);
+        assert_eq!(depth(&["--dataset", "imagenet"]), 50);
+        assert_eq!(depth(&["--arch", "imagenet"]), 50);
+        assert_eq!(depth(&["--dataset", "imagenet", "--depth", "18"]), 18);
+        assert_eq!(depth(&["--dataset", "imagenet", "--arch", "cifar"]), 20);
     }
 
     /// One SGD step without momentum: a decayed parameter moves by −lr·(g + wd·w), an undecayed

@@ -77,7 +77,8 @@ fn smoke_runs_train_the_embedded_sample_at_capped_depth() {
     let smoke = run_config(&rows[1], 11, Scale::Smoke, Backend::Cpu, &out).unwrap();
     assert_eq!(smoke.dataset, DatasetName::Mnist);
     assert_eq!(
-        smoke.depth, 29,
+        smoke.resolved_depth(),
+        29,
         "ResNet-56 is trained as ResNet-29 at smoke scale"
     );
     assert_eq!(smoke.attention, Method::Ela);
@@ -85,12 +86,12 @@ fn smoke_runs_train_the_embedded_sample_at_capped_depth() {
     assert_eq!(smoke.seed, 11);
     assert_eq!(smoke.out.as_deref(), Some(out.as_path()));
     let smoke20 = run_config(&rows[0], 11, Scale::Smoke, Backend::Cpu, &out).unwrap();
-    assert_eq!(smoke20.depth, 20);
+    assert_eq!(smoke20.resolved_depth(), 20);
     assert_eq!(smoke20.prune.k, 3, "the row's own settings are kept");
 
     let full = run_config(&rows[1], 11, Scale::Full, Backend::Cpu, &out).unwrap();
     assert_eq!(full.dataset, DatasetName::Cifar100);
-    assert_eq!((full.depth, full.resolved_epochs()), (56, 180));
+    assert_eq!((full.resolved_depth(), full.resolved_epochs()), (56, 180));
 
     let err = format!("{:#}", rows_err(&a.experiments, "table9"));
     assert!(err.contains("no table 'table9'"), "{err}");
@@ -203,7 +204,7 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
         (
             full.dataset,
             full.resolved_arch(),
-            full.depth,
+            full.resolved_depth(),
             full.attention
         ),
         (
@@ -222,7 +223,7 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
         (
             smoke.dataset,
             smoke.resolved_arch(),
-            smoke.depth,
+            smoke.resolved_depth(),
             smoke.attention
         ),
         (DatasetName::Mnist, ela_model::Arch::Cifar, 29, Method::Ela)
@@ -241,7 +242,11 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
     let smoke = run_config(&named[0], 1, Scale::Smoke, Backend::Cpu, out).unwrap();
     let smoke = smoke.with_model_resolved().unwrap();
     assert_eq!(
-        (smoke.resolved_arch(), smoke.depth, smoke.attention.name()),
+        (
+            smoke.resolved_arch(),
+            smoke.resolved_depth(),
+            smoke.attention.name()
+        ),
         (ela_model::Arch::Cifar, 29, "mrla-b")
     );
 
