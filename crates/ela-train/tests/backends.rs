@@ -24,6 +24,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ela_model::{AttentionKind, ElaResNet, ElaResNetConfig};
+use ela_train::backend::Backend;
 
 /// Every float parameter (and BN running statistic) of a module, flattened, by path.
 #[derive(Default)]
@@ -94,25 +95,21 @@ fn train_step(net: ElaResNet, device: &Device) -> Step {
     }
 }
 
-/// The backend under test: wgpu when it is compiled in, else CUDA.
-fn under_test() -> &'static str {
+/// The backend under test: wgpu when it is compiled in, else CUDA. Its `--backend` name is its
+/// cargo feature's.
+fn under_test() -> Backend {
     if cfg!(feature = "wgpu") {
-        "wgpu"
+        Backend::Wgpu
     } else {
-        "cuda"
+        Backend::Cuda
     }
-}
-
-fn gpu_device() -> Device {
-    #[cfg(feature = "wgpu")]
-    return Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-    #[cfg(not(feature = "wgpu"))]
-    return Device::cuda(0);
 }
 
 fn agree(attention: AttentionKind, skip: &[usize]) {
     let cpu = Device::flex().autodiff();
-    let gpu = gpu_device().autodiff();
+    let gpu = ela_train::backend::device(under_test(), 0)
+        .unwrap()
+        .autodiff();
     cpu.seed(3);
     let net = ElaResNetConfig::new(20, 10)
         .with_attention(attention)
@@ -140,7 +137,10 @@ fn agree(attention: AttentionKind, skip: &[usize]) {
 
     let before = parameters(&net);
     let (a, b) = (train_step(net, &cpu), train_step(on_gpu, &gpu));
-    let what = format!("{}: {attention:?} skipping {skip:?}", under_test());
+    let what = format!(
+        "{}: {attention:?} skipping {skip:?}",
+        under_test().feature()
+    );
     assert!(
         (a.loss - b.loss).abs() < 1e-4,
         "{what}: loss {} vs {}",
@@ -214,16 +214,25 @@ fn an_unusable_device_is_a_clear_error_before_any_file_is_written() {
             "--limit-test",
             "32",
         ])
-        .args(["--backend", under_test(), "--device", "7", "--out"])
+        .args([
+            "--backend",
+            under_test().feature(),
+            "--device",
+            "7",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
     println!("{stderr}");
     assert_eq!(result.status.code(), Some(1), "{stderr}");
-    let expected = format!("backend '{}' device 7 is not usable", under_test());
+    let expected = format!(
+        "backend '{}' device 7 is not usable",
+        under_test().feature()
+    );
     assert!(stderr.contains(&expected), "{stderr}");
-    let hint = if under_test() == "cuda" {
+    let hint = if under_test() == Backend::Cuda {
         "install the NVIDIA driver"
     } else {
         "Vulkan driver"
