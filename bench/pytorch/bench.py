@@ -1,6 +1,7 @@
 """PyTorch reference for `cargo xtask bench --pytorch`: the same training step (forward,
-cross-entropy, backward, SGD with momentum 0.9) of the same variants, interleaved in rounds
-exactly as the Rust benchmark does, on a random batch. Prints JSON.
+cross-entropy, backward, SGD with momentum 0.9) and inference pass (eval mode, no autograd) of
+the same variants, interleaved in rounds exactly as the Rust benchmark does, on a random batch,
+and with --memory each variant's peak memory in a process of its own. Prints JSON.
 
     python3 bench/pytorch/bench.py --depth 56 --batch-size 32 --input 3,32,32 --rounds 10
     python3 bench/pytorch/bench.py --check   # the models against the NumPy reference fixtures
@@ -9,6 +10,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -114,6 +116,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--check", action="store_true")
+    p.add_argument("--memory", action="store_true", help="peak memory per variant, each in a process of its own")
+    p.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     p.add_argument("--retrieval", action="store_true", help="one block's retrieval for t = 1..--max-entries")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--size", type=int, default=32)
@@ -124,19 +128,21 @@ def main():
         return check()
     if a.retrieval:
         return retrieval(a)
-    torch.manual_seed(a.seed)
     c, h, w = (int(v) for v in a.input.split(","))
     skipped = [int(v) for v in a.skip.split(",")] if a.skip else default_skips(a.depth)
     dev = torch.device(a.device)
-    x = torch.randn(a.batch_size, c, h, w, device=dev)
-    y = torch.arange(a.batch_size, device=dev) % a.num_classes
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    runs = []
-    for name, attention, mode, skips in VARIANTS:
+
+    def build(name, attention, mode, skips):
+        torch.manual_seed(a.seed)
         model = ResNet(a.depth, a.num_classes, attention, in_channels=c, mode=mode).to(dev).train()
         model.set_skips(set(skipped) if skips else set())
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        runs.append((name, model, opt))
+        return name, model, opt
+
+    torch.manual_seed(a.seed)
+    x = torch.randn(a.batch_size, c, h, w, device=dev)
+    y = torch.arange(a.batch_size, device=dev) % a.num_classes
 
     def step(model, opt):
         sync()
@@ -149,29 +155,99 @@ def main():
         sync()
         return time.perf_counter() - start
 
+    def infer(model):
+        model.eval()
+        sync()
+        start = time.perf_counter()
+        with torch.no_grad():
+            model(x).sum().item()
+        sync()
+        elapsed = time.perf_counter() - start
+        model.train()
+        return elapsed
+
+    if a.memory_of:
+        return print(json.dumps(memory_of(a, dev, [v for v in VARIANTS if v[0] == a.memory_of][0],
+                                          build, step, infer)))
+
+    runs = [build(*v) for v in VARIANTS]
     for _, model, opt in runs:
         for _ in range(a.warmup):
             step(model, opt)
-    times = [[] for _ in runs]
+        infer(model)
+    train = [[] for _ in runs]
+    inference = [[] for _ in runs]
     for r in range(a.rounds):
         for k in range(len(runs)):
             i = (k + r) % len(runs)
-            times[i].append(step(runs[i][1], runs[i][2]))
-    ref = [n for n, *_ in runs].index("mrla-b")
+            train[i].append(step(runs[i][1], runs[i][2]))
+        for k in range(len(runs)):
+            i = (k + r) % len(runs)
+            inference[i].append(infer(runs[i][1]))
+    names = [n for n, *_ in runs]
+    memory = {}
+    if a.memory:
+        for n in names:
+            cmd = [sys.executable, os.path.abspath(__file__), "--memory-of", n] + [
+                arg for flag in ("depth", "batch_size", "input", "num_classes", "skip", "seed", "device")
+                for arg in ("--" + flag.replace("_", "-"), str(getattr(a, flag)))
+                if getattr(a, flag) is not None
+            ]
+            memory[n] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     out = {
         "framework": f"pytorch {torch.__version__}",
         "device": str(dev) if dev.type != "cpu" else f"cpu ({torch.get_num_threads()} threads)",
         "variants": [
-            {
-                "name": n,
-                "median_seconds": statistics.median(t),
-                "ratio_to_mrla_b": statistics.median([u / v for u, v in zip(t, times[ref])]),
-                "seconds": t,
-            }
-            for (n, *_), t in zip(runs, times)
+            dict(name=n, train=timing(train, i), inference=timing(inference, i),
+                 **({"memory": memory[n]} if n in memory else {}))
+            for i, n in enumerate(names)
         ],
     }
     print(json.dumps(out))
+
+
+def timing(times, i):
+    """The Rust benchmark's `Timing` of variant i: median, spread, per-round ratios."""
+    plain, ref = 0, [v[0] for v in VARIANTS].index("mrla-b")
+    t = times[i]
+    return {
+        "median_seconds": statistics.median(t),
+        "min_seconds": min(t),
+        "max_seconds": max(t),
+        "ratio_to_plain": statistics.median([u / v for u, v in zip(t, times[plain])]),
+        "ratio_to_mrla_b": statistics.median([u / v for u, v in zip(t, times[ref])]),
+        "seconds": t,
+    }
+
+
+def proc_status_bytes(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_of(a, dev, variant, build, step, infer):
+    """Peak memory of one variant, in a process that runs nothing else, measured as the Rust
+    benchmark measures it: on the CPU the resident set (VmHWM above the VmRSS once the model, its
+    optimizer and the batch exist); on CUDA the bytes the caching allocator reserves (its peak
+    above its resting reservation), as Burn's pools report theirs."""
+    _, model, opt = build(*variant)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        kind, resting = "device-reserved", torch.cuda.memory_reserved(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        peak = lambda: torch.cuda.max_memory_reserved(dev)  # noqa: E731
+    else:
+        kind, resting = "resident", proc_status_bytes("VmRSS")
+        peak = lambda: proc_status_bytes("VmHWM")  # noqa: E731
+    infer(model)
+    inference = max(0, peak() - resting)
+    step(model, opt)
+    step(model, opt)
+    train = max(0, peak() - resting)
+    return {"kind": kind, "resting_bytes": resting, "inference_bytes": inference, "train_bytes": train}
 
 
 if __name__ == "__main__":

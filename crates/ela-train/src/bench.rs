@@ -1,13 +1,19 @@
-//! `ela bench`: training-step time of the attention variants, measured side by side.
+//! `ela bench`: training-step and inference time (and peak memory) of the attention variants,
+//! measured side by side.
 //!
 //! Shared machines drift: two runs measured minutes apart can differ by 20% for reasons that have
-//! nothing to do with the model. So every variant trains in the same process, on the same
-//! batch, in interleaved rounds (round r runs one step of each variant, in an order that rotates
-//! every round), and the reported ratios are medians of per-round ratios against MRLA-B.
+//! nothing to do with the model. So every variant runs in the same process, on the same batch,
+//! in interleaved rounds (round r runs one training step of each variant, then one inference
+//! pass of each, in an order that rotates every round), and the reported ratios are medians of
+//! per-round ratios against the plain ResNet and against MRLA-B.
+//!
+//! Peak memory cannot be told apart per variant inside one process, so each variant's is
+//! measured in a fresh process of its own (`--memory-of`, run by the benchmark itself).
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
@@ -21,11 +27,16 @@ use crate::backend::{self, Backend};
 /// What to benchmark.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct BenchConfig {
-    /// ResNet depth (9n + 2).
-    #[arg(long, default_value_t = 20)]
-    pub depth: usize,
+    /// CIFAR ResNet depths (9n + 2), measured one after the other, e.g. `20,56,110`.
+    #[arg(
+        long = "depths",
+        visible_alias = "depth",
+        value_delimiter = ',',
+        default_value = "20"
+    )]
+    pub depths: Vec<usize>,
     /// Batch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, visible_alias = "batch", default_value_t = 32)]
     pub batch_size: usize,
     /// Input `C,H,W`.
     #[arg(long, default_value = "3,32,32", value_parser = parse_shape)]
@@ -33,16 +44,23 @@ pub struct BenchConfig {
     /// Classes of the head.
     #[arg(long, default_value_t = 100)]
     pub num_classes: usize,
-    /// Blocks ELA skips (0-based over all blocks, e.g. `1,4`); default: every second non-first
-    /// block of each stage, as EBQM at q = 0.5 tends to leave.
+    /// Blocks ELA skips (0-based over all blocks, e.g. `1,4`; one depth only); default: every
+    /// second non-first block of each stage, as EBQM at q = 0.5 tends to leave.
     #[arg(long, value_delimiter = ',')]
     pub skip: Option<Vec<usize>>,
     /// Untimed steps per variant first.
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
-    /// Timed rounds (one step of every variant per round).
+    /// Timed rounds (one training step and one inference pass of every variant per round).
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
+    /// A short run: one warm-up step, three rounds, no memory measurement (overrides --warmup,
+    /// --rounds).
+    #[arg(long)]
+    pub quick: bool,
+    /// Do not measure peak memory (one extra process per variant and depth).
+    #[arg(long)]
+    pub no_memory: bool,
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
@@ -52,13 +70,91 @@ pub struct BenchConfig {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Also write the results as JSON to this file.
+    /// Write the results as JSON to this file (default:
+    /// `target/bench/<backend>-resnet<depths>-<unix time>.json`).
     #[arg(long)]
-    pub json: Option<std::path::PathBuf>,
+    pub json: Option<PathBuf>,
     /// Then run the PyTorch reference (`bench/pytorch/bench.py`) with this Python (default
-    /// `python3`) on the same configuration, and report Burn / PyTorch step-time ratios.
+    /// `python3`) on the same configuration, and report Burn / PyTorch ratios.
     #[arg(long, num_args = 0..=1, default_missing_value = "python3")]
     pub pytorch: Option<String>,
+    /// Measure the peak memory of this one variant in this process and print it as JSON (what
+    /// the benchmark runs in a child process per variant).
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub memory_of: Option<String>,
+}
+
+impl BenchConfig {
+    /// Warm-up steps and timed rounds, after `--quick`.
+    pub fn schedule(&self) -> (usize, usize) {
+        if self.quick {
+            (1, 3)
+        } else {
+            (self.warmup, self.rounds)
+        }
+    }
+
+    /// Whether peak memory is measured: not with `--quick` or `--no-memory`.
+    pub fn measures_memory(&self) -> bool {
+        !self.quick && !self.no_memory
+    }
+
+    /// Checks the options that do not depend on the depth.
+    fn validate(&self) -> Result<()> {
+        let (_, rounds) = self.schedule();
+        if self.batch_size == 0 || rounds == 0 || self.num_classes == 0 {
+            bail!("--batch-size, --rounds and --num-classes must be at least 1");
+        }
+        if self.depths.is_empty() {
+            bail!("--depths: give at least one depth, e.g. 20,56,110");
+        }
+        if self.skip.is_some() && self.depths.len() > 1 {
+            bail!(
+                "--skip names blocks of one model; with --depths {:?} give one depth, or leave \
+                 --skip out for every second non-first block of each stage",
+                self.depths
+            );
+        }
+        for &depth in &self.depths {
+            StageLayout::cifar(depth).with_context(|| format!("--depths: {depth}"))?;
+        }
+        Ok(())
+    }
+
+    /// The blocks ELA skips at `depth`, checked against the model's layout.
+    fn skipped(&self, depth: usize) -> Result<Vec<usize>> {
+        let layout = StageLayout::cifar(depth)?;
+        let skipped = match &self.skip {
+            Some(s) => s.clone(),
+            None => default_skips(&layout),
+        };
+        let mut flags = vec![false; layout.num_blocks()];
+        for &i in &skipped {
+            match flags.get_mut(i) {
+                Some(f) => *f = true,
+                None => bail!(
+                    "--skip: block {i} is outside ResNet-{depth}'s {} blocks",
+                    layout.num_blocks()
+                ),
+            }
+        }
+        ela_prune::SkipMask::from_flags(&layout, flags)
+            .map_err(|e| anyhow::anyhow!("--skip: {e}"))?;
+        Ok(skipped)
+    }
+
+    /// Where the JSON results go.
+    pub fn json_path(&self, unix_seconds: u64) -> PathBuf {
+        self.json.clone().unwrap_or_else(|| {
+            let depths: Vec<String> = self.depths.iter().map(usize::to_string).collect();
+            PathBuf::from("target/bench").join(format!(
+                "{}-resnet{}-{unix_seconds}.json",
+                self.backend.feature(),
+                depths.join("-")
+            ))
+        })
+    }
 }
 
 fn parse_shape(s: &str) -> Result<[usize; 3], String> {
@@ -73,19 +169,194 @@ fn parse_shape(s: &str) -> Result<[usize; 3], String> {
     }
 }
 
-/// One variant's timings.
+/// The variants: name, attention, skip mode, whether ELA's skips apply.
+const VARIANTS: [(&str, AttentionKind, SkipMode, bool); 5] = [
+    ("none", AttentionKind::None, SkipMode::Full, false),
+    ("mrla-l", AttentionKind::MrlaL, SkipMode::Full, false),
+    ("mrla-b", AttentionKind::MrlaB, SkipMode::Full, false),
+    ("ela-full", AttentionKind::MrlaB, SkipMode::Full, true),
+    (
+        "ela-retrieval",
+        AttentionKind::MrlaB,
+        SkipMode::Retrieval,
+        true,
+    ),
+];
+const PLAIN: usize = 0;
+const MRLA_B: usize = 2;
+
+/// Step times of one variant over the timed rounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timing {
+    /// Median seconds.
+    pub median_seconds: f64,
+    /// Fastest round.
+    pub min_seconds: f64,
+    /// Slowest round.
+    pub max_seconds: f64,
+    /// Median over rounds of (this time / the plain ResNet's time in the same round).
+    pub ratio_to_plain: f64,
+    /// Median over rounds of (this time / MRLA-B's time in the same round).
+    pub ratio_to_mrla_b: f64,
+    /// Every timed round, seconds.
+    pub seconds: Vec<f64>,
+}
+
+/// Per-round times of every variant (`times[variant][round]`) as [`Timing`]s.
+pub fn timings(times: &[Vec<f64>]) -> Vec<Timing> {
+    let ratio = |t: &[f64], reference: usize| -> f64 {
+        let r: Vec<f64> = t
+            .iter()
+            .zip(&times[reference])
+            .map(|(a, b)| a / b)
+            .collect();
+        median(&r)
+    };
+    times
+        .iter()
+        .map(|t| Timing {
+            median_seconds: median(t),
+            min_seconds: t.iter().copied().fold(f64::INFINITY, f64::min),
+            max_seconds: t.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            ratio_to_plain: ratio(t, PLAIN),
+            ratio_to_mrla_b: ratio(t, MRLA_B),
+            seconds: t.clone(),
+        })
+        .collect()
+}
+
+/// Peak memory of one variant, measured in a process that runs nothing else.
+///
+/// On a backend whose allocator reports its pools (wgpu, CUDA: Burn's CubeCL memory pools;
+/// PyTorch's caching allocator on CUDA), the bytes the allocator reserves on the device, which
+/// it keeps once reserved, so what it holds after a pass is that pass's peak. On the CPU
+/// (`flex`, PyTorch on the CPU), the process's resident memory and its high-water mark.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct PeakMemory {
+    /// `device-reserved` or `resident`.
+    pub kind: MemoryKind,
+    /// Bytes once the model, its optimizer and the batch exist.
+    pub resting_bytes: u64,
+    /// Peak resident bytes above resting during one eval-mode forward pass.
+    pub inference_bytes: u64,
+    /// Peak resident bytes above resting during two training steps (the second one with the
+    /// optimizer's momentum buffers in place).
+    pub train_bytes: u64,
+}
+
+/// What [`PeakMemory`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryKind {
+    /// Bytes reserved by the device allocator.
+    DeviceReserved,
+    /// The process's resident set.
+    Resident,
+}
+
+impl MemoryKind {
+    /// What the numbers count, for the tables.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::DeviceReserved => {
+                "bytes the device allocator reserves above its resting reservation, each variant \
+                 in a process of its own"
+            }
+            Self::Resident => {
+                "the process's resident set (high-water mark) above its resting size, each \
+                 variant in a process of its own"
+            }
+        }
+    }
+}
+
+/// One variant's results.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariantResult {
     /// `none`, `mrla-l`, `mrla-b`, `ela-full` or `ela-retrieval`.
     pub name: String,
     /// Skipped blocks.
     pub skipped: Vec<usize>,
-    /// Median seconds per training step.
-    pub median_seconds: f64,
-    /// Median over rounds of (this step time / MRLA-B's step time in the same round).
-    pub ratio_to_mrla_b: f64,
-    /// Every timed step, seconds.
-    pub seconds: Vec<f64>,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Training step: forward, cross-entropy, backward, SGD update, until the loss is read back.
+    pub train: Timing,
+    /// Inference: one eval-mode forward pass, until the logits are read back.
+    pub inference: Timing,
+    /// Peak memory, where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<PeakMemory>,
+}
+
+/// The results at one depth.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DepthResult {
+    /// ResNet depth.
+    pub depth: usize,
+    /// One entry per variant.
+    pub variants: Vec<VariantResult>,
+    /// The PyTorch reference's results, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pytorch: Option<PytorchResult>,
+}
+
+/// The machine a report was measured on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Host {
+    /// Host name.
+    pub name: String,
+    /// CPU model.
+    pub cpu: String,
+    /// CPU threads available to the process.
+    pub threads: usize,
+    /// Operating system and architecture.
+    pub os: String,
+}
+
+impl Host {
+    /// This machine.
+    pub fn current() -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpu = read("/proc/cpuinfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
+        let name = read("/proc/sys/kernel/hostname").trim().to_string();
+        Self {
+            name: if name.is_empty() {
+                "unknown".into()
+            } else {
+                name
+            },
+            cpu,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        }
+    }
+}
+
+/// The source revision: `git describe`'s commit of the sources this binary was built from, with
+/// `-dirty` for uncommitted changes, or `unknown` outside a git checkout.
+pub fn revision() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(rev) => match git(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(s) if !s.is_empty() => format!("{rev}-dirty"),
+            _ => rev,
+        },
+        None => "unknown".into(),
+    }
 }
 
 /// The benchmark's report.
@@ -93,13 +364,22 @@ pub struct VariantResult {
 pub struct BenchReport {
     /// The configuration.
     pub config: BenchConfig,
+    /// Warm-up steps and timed rounds, after `--quick`.
+    pub warmup: usize,
+    /// Timed rounds.
+    pub rounds: usize,
+    /// Seconds since the Unix epoch at the start.
+    pub unix_seconds: u64,
+    /// The machine.
+    pub host: Host,
+    /// Source revision.
+    pub revision: String,
+    /// Backend.
+    pub backend: Backend,
     /// Backend and device.
     pub device: String,
-    /// One entry per variant.
-    pub variants: Vec<VariantResult>,
-    /// The PyTorch reference's results, when asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pytorch: Option<PytorchResult>,
+    /// One entry per depth.
+    pub depths: Vec<DepthResult>,
 }
 
 /// What `bench/pytorch/bench.py` reports.
@@ -109,7 +389,7 @@ pub struct PytorchResult {
     pub framework: String,
     /// Device (and CPU threads).
     pub device: String,
-    /// Per variant: `name`, `median_seconds`, `ratio_to_mrla_b`, `seconds`.
+    /// One entry per variant.
     pub variants: Vec<PytorchVariant>,
 }
 
@@ -118,12 +398,13 @@ pub struct PytorchResult {
 pub struct PytorchVariant {
     /// Variant name, as in [`VariantResult::name`].
     pub name: String,
-    /// Median seconds per training step.
-    pub median_seconds: f64,
-    /// Median per-round ratio to PyTorch's MRLA-B.
-    pub ratio_to_mrla_b: f64,
-    /// Every timed step, seconds.
-    pub seconds: Vec<f64>,
+    /// Training step.
+    pub train: Timing,
+    /// Inference (eval mode, no autograd).
+    pub inference: Timing,
+    /// Peak memory, where measured (CPU: resident memory as for Burn; CUDA: allocated bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<PeakMemory>,
 }
 
 /// PyTorch's name of the device a Burn `backend` measurement ran on: the same CUDA device, or
@@ -135,24 +416,33 @@ fn torch_device(backend: Backend, index: usize) -> String {
     }
 }
 
-/// Runs the PyTorch reference on `config` with `python`, right after the Burn measurement.
-fn run_pytorch(config: &BenchConfig, skipped: &[usize], python: &str) -> Result<PytorchResult> {
+/// Runs the PyTorch reference at `depth` with `python`, right after the Burn measurement.
+fn run_pytorch(
+    config: &BenchConfig,
+    depth: usize,
+    skipped: &[usize],
+    python: &str,
+) -> Result<PytorchResult> {
     let skip: Vec<String> = skipped.iter().map(usize::to_string).collect();
     let [c, h, w] = config.input;
-    let args: Vec<String> = [
-        ("--depth", config.depth.to_string()),
+    let (warmup, rounds) = config.schedule();
+    let mut args: Vec<String> = [
+        ("--depth", depth.to_string()),
         ("--batch-size", config.batch_size.to_string()),
         ("--input", format!("{c},{h},{w}")),
         ("--num-classes", config.num_classes.to_string()),
         ("--skip", skip.join(",")),
-        ("--warmup", config.warmup.to_string()),
-        ("--rounds", config.rounds.to_string()),
+        ("--warmup", warmup.to_string()),
+        ("--rounds", rounds.to_string()),
         ("--seed", config.seed.to_string()),
         ("--device", torch_device(config.backend, config.device)),
     ]
     .into_iter()
     .flat_map(|(flag, value)| [flag.to_string(), value])
     .collect();
+    if config.measures_memory() {
+        args.push("--memory".into());
+    }
     pytorch_json(python, &args)
 }
 
@@ -180,13 +470,40 @@ pub fn default_skips(layout: &StageLayout) -> Vec<usize> {
 }
 
 struct Variant {
-    name: String,
     model: ElaResNet,
     optim: ModuleOptimizer,
     skipped: Vec<usize>,
 }
 
 impl Variant {
+    /// Builds variant `index` of [`VARIANTS`] at `depth` on the autodiff `device`.
+    fn new(
+        config: &BenchConfig,
+        depth: usize,
+        index: usize,
+        skipped: &[usize],
+        device: &Device,
+    ) -> Result<Self> {
+        let (_, attention, mode, skips) = VARIANTS[index];
+        let model = ElaResNetConfig::new(depth, config.num_classes)
+            .with_in_channels(config.input[0])
+            .with_attention(attention)
+            .with_skip_mode(mode)
+            .init(device)?;
+        let flags: Vec<bool> = (0..model.layout().num_blocks())
+            .map(|i| skips && skipped.contains(&i))
+            .collect();
+        model.set_skip_flags(&flags)?;
+        let optim = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
+            .init();
+        Ok(Self {
+            model,
+            optim,
+            skipped: if skips { skipped.to_vec() } else { Vec::new() },
+        })
+    }
+
     /// One SGD step; returns its wall time, synchronized by reading the loss back.
     fn step(&mut self, x: &Tensor<4>, y: &Tensor<1, Int>) -> f64 {
         let start = Instant::now();
@@ -199,167 +516,352 @@ impl Variant {
         let _: f32 = loss.into_scalar();
         start.elapsed().as_secs_f64()
     }
+
+    /// One eval-mode forward pass of the current weights on the inner (non-autodiff) device;
+    /// returns its wall time, synchronized by reading a sum of the logits back.
+    fn infer(&self, x: &Tensor<4>) -> f64 {
+        let model = self.model.valid();
+        let start = Instant::now();
+        let _: f32 = model.forward(x.clone()).sum().into_scalar();
+        start.elapsed().as_secs_f64()
+    }
 }
 
-/// Runs the benchmark.
-pub fn run(config: &BenchConfig) -> Result<BenchReport> {
-    if config.batch_size == 0 || config.rounds == 0 || config.num_classes == 0 {
-        bail!("--batch-size, --rounds and --num-classes must be at least 1");
-    }
-    let layout = StageLayout::cifar(config.depth)?;
-    let skipped = match &config.skip {
-        Some(s) => s.clone(),
-        None => default_skips(&layout),
-    };
-    ela_prune::SkipMask::from_flags(&layout, {
-        let mut flags = vec![false; layout.num_blocks()];
-        for &i in &skipped {
-            if i >= flags.len() {
-                bail!(
-                    "--skip: block {i} is outside the model's {} blocks",
-                    flags.len()
-                );
-            }
-            flags[i] = true;
-        }
-        flags
-    })
-    .map_err(|e| anyhow::anyhow!("--skip: {e}"))?;
-
-    let base = backend::device(config.backend, config.device)?;
-    let device = base.clone().autodiff();
+/// The benchmark's random batch at `seed`: inputs on `device` (autodiff) and labels.
+fn batch(config: &BenchConfig, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     device.seed(config.seed);
     let [c, h, w] = config.input;
     let x = Tensor::<4>::random(
         [config.batch_size, c, h, w],
         Distribution::Normal(0.0, 1.0),
-        &device,
+        device,
     );
     let labels: Vec<i64> = (0..config.batch_size)
         .map(|i| (i % config.num_classes) as i64)
         .collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [config.batch_size]), &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [config.batch_size]), device);
+    (x, y)
+}
 
-    let specs: [(&str, AttentionKind, SkipMode, bool); 5] = [
-        ("none", AttentionKind::None, SkipMode::Full, false),
-        ("mrla-l", AttentionKind::MrlaL, SkipMode::Full, false),
-        ("mrla-b", AttentionKind::MrlaB, SkipMode::Full, false),
-        ("ela-full", AttentionKind::MrlaB, SkipMode::Full, true),
-        (
-            "ela-retrieval",
-            AttentionKind::MrlaB,
-            SkipMode::Retrieval,
-            true,
-        ),
-    ];
-    let mut variants = Vec::new();
-    for (name, attention, mode, skips) in specs {
-        let model = ElaResNetConfig::new(config.depth, config.num_classes)
-            .with_in_channels(c)
-            .with_attention(attention)
-            .with_skip_mode(mode)
-            .init(&device)?;
-        let flags: Vec<bool> = (0..layout.num_blocks())
-            .map(|i| skips && skipped.contains(&i))
-            .collect();
-        model.set_skip_flags(&flags)?;
-        let optim = SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9)))
-            .init();
-        variants.push(Variant {
-            name: name.to_string(),
-            model,
-            optim,
-            skipped: if skips { skipped.clone() } else { Vec::new() },
-        });
+/// Runs the benchmark at every depth.
+pub fn run(config: &BenchConfig) -> Result<BenchReport> {
+    config.validate()?;
+    let unix_seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = backend::device(config.backend, config.device)?;
+    let (warmup, rounds) = config.schedule();
+    let mut depths = Vec::new();
+    for &depth in &config.depths {
+        eprintln!("ResNet-{depth}: {warmup} warm-up steps and {rounds} rounds per variant");
+        depths.push(run_depth(config, depth, &base)?);
     }
-    for v in variants.iter_mut() {
-        for _ in 0..config.warmup {
-            v.step(&x, &y);
-        }
-    }
-    let n = variants.len();
-    let mut times = vec![Vec::with_capacity(config.rounds); n];
-    for round in 0..config.rounds {
-        for k in 0..n {
-            let i = (k + round) % n;
-            let t = variants[i].step(&x, &y);
-            times[i].push(t);
-        }
-    }
-    let reference = specs
-        .iter()
-        .position(|s| s.0 == "mrla-b")
-        .expect("mrla-b is measured");
-    let results = variants
-        .iter()
-        .zip(&times)
-        .map(|(v, t)| {
-            let ratios: Vec<f64> = t
-                .iter()
-                .zip(&times[reference])
-                .map(|(a, b)| a / b)
-                .collect();
-            VariantResult {
-                name: v.name.clone(),
-                skipped: v.skipped.clone(),
-                median_seconds: median(t),
-                ratio_to_mrla_b: median(&ratios),
-                seconds: t.clone(),
-            }
-        })
-        .collect();
-    let pytorch = match &config.pytorch {
-        Some(python) => Some(run_pytorch(config, &skipped, python)?),
-        None => None,
-    };
     Ok(BenchReport {
         config: config.clone(),
+        warmup,
+        rounds,
+        unix_seconds,
+        host: Host::current(),
+        revision: revision(),
+        backend: config.backend,
         device: format!("{:?} {base:?}", config.backend),
+        depths,
+    })
+}
+
+fn run_depth(config: &BenchConfig, depth: usize, base: &Device) -> Result<DepthResult> {
+    let skipped = config.skipped(depth)?;
+    let device = base.clone().autodiff();
+    let (x, y) = batch(config, &device);
+    let x_inner = x.clone().inner();
+    let mut variants = (0..VARIANTS.len())
+        .map(|i| Variant::new(config, depth, i, &skipped, &device))
+        .collect::<Result<Vec<_>>>()?;
+    let (warmup, rounds) = config.schedule();
+    for v in variants.iter_mut() {
+        for _ in 0..warmup {
+            v.step(&x, &y);
+        }
+        v.infer(&x_inner);
+    }
+    let n = variants.len();
+    let mut train = vec![Vec::with_capacity(rounds); n];
+    let mut inference = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (k + round) % n;
+            train[i].push(variants[i].step(&x, &y));
+        }
+        for k in 0..n {
+            let i = (k + round) % n;
+            inference[i].push(variants[i].infer(&x_inner));
+        }
+    }
+    let mut results = Vec::new();
+    for (i, (v, (train, inference))) in variants
+        .iter()
+        .zip(timings(&train).into_iter().zip(timings(&inference)))
+        .enumerate()
+    {
+        let name = VARIANTS[i].0;
+        let memory = if config.measures_memory() {
+            Some(memory_in_child(config, depth, name)?)
+        } else {
+            None
+        };
+        results.push(VariantResult {
+            name: name.to_string(),
+            skipped: v.skipped.clone(),
+            parameters: v.model.parameter_count(),
+            train,
+            inference,
+            memory,
+        });
+    }
+    let pytorch = match &config.pytorch {
+        Some(python) => Some(run_pytorch(config, depth, &skipped, python)?),
+        None => None,
+    };
+    Ok(DepthResult {
+        depth,
         variants: results,
         pytorch,
     })
 }
 
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`), where the OS has it.
+fn proc_status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kib * 1024)
+    })
+}
+
+/// Measures one variant's [`PeakMemory`] in this process (which must have run nothing else).
+pub fn measure_memory(config: &BenchConfig, name: &str) -> Result<PeakMemory> {
+    config.validate()?;
+    let [depth] = config.depths[..] else {
+        bail!(
+            "--memory-of measures one depth, got --depths {:?}",
+            config.depths
+        );
+    };
+    let index = VARIANTS
+        .iter()
+        .position(|v| v.0 == name)
+        .with_context(|| format!("--memory-of: unknown variant '{name}'"))?;
+    let skipped = config.skipped(depth)?;
+    let device = backend::device(config.backend, config.device)?.autodiff();
+    let (x, y) = batch(config, &device);
+    let x_inner = x.clone().inner();
+    let mut variant = Variant::new(config, depth, index, &skipped, &device)?;
+    // Every reading follows a read-back, so the device has finished the work before it.
+    let _: f32 = x.clone().sum().into_scalar();
+    let (kind, resting) = match device.memory_pool_usage() {
+        Some(usage) => (MemoryKind::DeviceReserved, usage.bytes_reserved),
+        None => (
+            MemoryKind::Resident,
+            proc_status_bytes("VmRSS")
+                .context("peak memory on this backend needs Linux's /proc/self/status")?,
+        ),
+    };
+    let peak = || -> Result<u64> {
+        let bytes = match kind {
+            MemoryKind::DeviceReserved => device.memory_pool_usage().map(|u| u.bytes_reserved),
+            MemoryKind::Resident => proc_status_bytes("VmHWM"),
+        };
+        bytes.context("the backend stopped reporting its memory")
+    };
+    variant.infer(&x_inner);
+    let inference = peak()?.saturating_sub(resting);
+    variant.step(&x, &y);
+    variant.step(&x, &y);
+    let train = peak()?.saturating_sub(resting);
+    Ok(PeakMemory {
+        kind,
+        resting_bytes: resting,
+        inference_bytes: inference,
+        train_bytes: train,
+    })
+}
+
+/// Runs [`measure_memory`] for one variant in a fresh process of this binary.
+fn memory_in_child(config: &BenchConfig, depth: usize, name: &str) -> Result<PeakMemory> {
+    let exe = std::env::current_exe().context("cannot find this binary to measure memory")?;
+    let [c, h, w] = config.input;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("bench")
+        .args(["--memory-of", name])
+        .args(["--depths", &depth.to_string()])
+        .args(["--batch-size", &config.batch_size.to_string()])
+        .args(["--input", &format!("{c},{h},{w}")])
+        .args(["--num-classes", &config.num_classes.to_string()])
+        .args(["--backend", config.backend.feature()])
+        .args(["--device", &config.device.to_string()])
+        .args(["--seed", &config.seed.to_string()]);
+    if let Some(skip) = &config.skip {
+        let skip: Vec<String> = skip.iter().map(usize::to_string).collect();
+        cmd.args(["--skip", &skip.join(",")]);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {} to measure memory", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "measuring the peak memory of {name} at ResNet-{depth} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim())
+        .with_context(|| format!("unexpected memory report for {name}: {text}"))
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0}", bytes as f64 / (1024.0 * 1024.0))
+}
+
 impl BenchReport {
-    /// A Markdown table of the results.
+    /// Markdown tables of the results, one section per depth, with the benchmark's goals.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "ResNet-{} training step, batch {}, input {:?}, {} classes, {} rounds, {}\n\n\
-             | variant | skipped blocks | median s/step | × MRLA-B (median of per-round ratios) |\n\
-             |---|---|---|---|\n",
-            self.config.depth,
+            "batch {}, input {:?}, {} classes, {} warm-up steps, {} rounds, {}; {} ({} threads), \
+             revision {}\n",
             self.config.batch_size,
             self.config.input,
             self.config.num_classes,
-            self.config.rounds,
-            self.device
+            self.warmup,
+            self.rounds,
+            self.device,
+            self.host.cpu,
+            self.host.threads,
+            self.revision,
+        );
+        for d in &self.depths {
+            out.push_str(&d.table());
+        }
+        out
+    }
+}
+
+impl DepthResult {
+    fn variant(&self, name: &str) -> Option<&VariantResult> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+
+    /// This depth's tables and goals.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "\n### ResNet-{}\n\n\
+             | variant | skipped blocks | params | train s/step (min–max) | × plain | × MRLA-B | \
+             inference s/batch (min–max) | × plain | × MRLA-B | peak MiB train / inference |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
+            self.depth
         );
         for v in &self.variants {
+            let (t, i) = (&v.train, &v.inference);
             out.push_str(&format!(
-                "| {} | {:?} | {:.4} | {:.3} |\n",
-                v.name, v.skipped, v.median_seconds, v.ratio_to_mrla_b
+                "| {} | {} | {} | {:.4} ({:.3}–{:.3}) | {:.3} | {:.3} | {:.4} ({:.3}–{:.3}) | \
+                 {:.3} | {:.3} | {} |\n",
+                v.name,
+                if v.skipped.is_empty() {
+                    "–".to_string()
+                } else {
+                    format!("{} of {}", v.skipped.len(), self.blocks())
+                },
+                v.parameters,
+                t.median_seconds,
+                t.min_seconds,
+                t.max_seconds,
+                t.ratio_to_plain,
+                t.ratio_to_mrla_b,
+                i.median_seconds,
+                i.min_seconds,
+                i.max_seconds,
+                i.ratio_to_plain,
+                i.ratio_to_mrla_b,
+                v.memory.map_or("–".into(), |m| format!(
+                    "{} / {}",
+                    mib(m.train_bytes),
+                    mib(m.inference_bytes)
+                )),
             ));
+        }
+        if let Some(m) = self.variants.iter().find_map(|v| v.memory) {
+            out.push_str(&format!("\nPeak memory: {}.\n", m.kind.describe()));
         }
         if let Some(pt) = &self.pytorch {
             out.push_str(&format!(
                 "\nPyTorch reference ({}, {}), measured right after, same configuration:\n\n\
-                 | variant | PyTorch median s/step | PyTorch × MRLA-B | Burn / PyTorch |\n\
-                 |---|---|---|---|\n",
+                 | variant | train s/step | × plain | × MRLA-B | Burn / PyTorch train | \
+                 inference s/batch | Burn / PyTorch inference | peak MiB train / inference | \
+                 Burn / PyTorch peak train |\n|---|---|---|---|---|---|---|---|---|\n",
                 pt.framework, pt.device
             ));
             for p in &pt.variants {
-                let burn = self.variants.iter().find(|v| v.name == p.name);
+                let burn = self.variant(&p.name);
+                let ratio = |f: &dyn Fn(&VariantResult) -> f64, theirs: f64| {
+                    burn.map_or("–".into(), |b| format!("{:.2}", f(b) / theirs))
+                };
                 out.push_str(&format!(
-                    "| {} | {:.4} | {:.3} | {} |\n",
+                    "| {} | {:.4} | {:.3} | {:.3} | {} | {:.4} | {} | {} | {} |\n",
                     p.name,
-                    p.median_seconds,
-                    p.ratio_to_mrla_b,
-                    burn.map_or("-".into(), |b| format!(
-                        "{:.2}",
-                        b.median_seconds / p.median_seconds
-                    ))
+                    p.train.median_seconds,
+                    p.train.ratio_to_plain,
+                    p.train.ratio_to_mrla_b,
+                    ratio(&|b| b.train.median_seconds, p.train.median_seconds),
+                    p.inference.median_seconds,
+                    ratio(&|b| b.inference.median_seconds, p.inference.median_seconds),
+                    p.memory.map_or("–".into(), |m| format!(
+                        "{} / {}",
+                        mib(m.train_bytes),
+                        mib(m.inference_bytes)
+                    )),
+                    match (burn.and_then(|b| b.memory), p.memory) {
+                        (Some(b), Some(m)) if m.train_bytes > 0 =>
+                            format!("{:.2}", b.train_bytes as f64 / m.train_bytes as f64),
+                        _ => "–".into(),
+                    },
                 ));
+            }
+        }
+        out.push_str(&self.goals());
+        out
+    }
+
+    fn blocks(&self) -> usize {
+        StageLayout::cifar(self.depth).map_or(0, |l| l.num_blocks())
+    }
+
+    /// The benchmark's goals at this depth, measured.
+    pub fn goals(&self) -> String {
+        let mut out = String::from("\n");
+        let verdict = |value: f64, limit: f64| if value <= limit { "met" } else { "not met" };
+        if let Some(ela) = self.variant("ela-full") {
+            let r = ela.train.ratio_to_mrla_b;
+            out.push_str(&format!(
+                "- ELA (full) train step × MRLA-B: {r:.3} (goal ≤ 0.65: {})\n",
+                verdict(r, 0.65)
+            ));
+            let p = ela.train.ratio_to_plain;
+            out.push_str(&format!(
+                "- ELA (full) train step × plain ResNet: {p:.3} (goal ≤ 1.15: {})\n",
+                verdict(p, 1.15)
+            ));
+        }
+        if let Some(pt) = &self.pytorch {
+            for name in ["mrla-b", "ela-full"] {
+                let burn = self.variant(name);
+                let theirs = pt.variants.iter().find(|p| p.name == name);
+                if let (Some(b), Some(p)) = (burn, theirs) {
+                    let r = b.train.median_seconds / p.train.median_seconds;
+                    out.push_str(&format!(
+                        "- {name} Burn / PyTorch train step: {r:.2} (goal ≤ 1.0: {})\n",
+                        verdict(r, 1.0)
+                    ));
+                }
             }
         }
         out
@@ -698,5 +1200,64 @@ mod tests {
         assert_eq!(default_skips(&layout), vec![1, 3, 5, 7, 9, 11, 13, 15, 17]);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn ratios_are_medians_of_per_round_ratios() {
+        // Five variants, three rounds; round 2 is slow for everyone (a busy machine). Per-round
+        // ratios cancel the slow round; ratios of medians would not.
+        let times = vec![
+            vec![1.0, 1.0, 3.0],  // plain
+            vec![2.0, 2.0, 6.0],  // mrla-l
+            vec![4.0, 5.0, 12.0], // mrla-b
+            vec![2.0, 3.0, 6.0],  // ela-full
+            vec![3.0, 3.0, 9.0],  // ela-retrieval
+        ];
+        let t = timings(&times);
+        assert_eq!(t[0].ratio_to_plain, 1.0);
+        assert_eq!(t[2].ratio_to_mrla_b, 1.0);
+        // ela-full / mrla-b per round: 0.5, 0.6, 0.5 -> 0.5; its medians would give 3/5 = 0.6.
+        assert_eq!(t[3].ratio_to_mrla_b, 0.5);
+        assert_eq!(t[3].ratio_to_plain, 2.0);
+        assert_eq!(t[2].ratio_to_plain, 4.0);
+        assert_eq!(
+            (t[3].min_seconds, t[3].median_seconds, t[3].max_seconds),
+            (2.0, 3.0, 6.0)
+        );
+    }
+
+    #[test]
+    fn results_go_to_target_bench_unless_named() {
+        let mut config = BenchConfig {
+            depths: vec![20, 56, 110],
+            batch_size: 32,
+            input: [3, 32, 32],
+            num_classes: 100,
+            skip: None,
+            warmup: 2,
+            rounds: 10,
+            quick: false,
+            no_memory: false,
+            backend: Backend::Cpu,
+            device: 0,
+            seed: 0,
+            json: None,
+            pytorch: None,
+            memory_of: None,
+        };
+        assert_eq!(
+            config.json_path(1_700_000_000),
+            PathBuf::from("target/bench/flex-resnet20-56-110-1700000000.json")
+        );
+        assert_eq!(config.schedule(), (2, 10));
+        assert!(config.measures_memory());
+        config.quick = true;
+        assert_eq!(config.schedule(), (1, 3));
+        assert!(!config.measures_memory());
+        config.quick = false;
+        config.no_memory = true;
+        assert!(!config.measures_memory());
+        config.json = Some(PathBuf::from("x.json"));
+        assert_eq!(config.json_path(1), PathBuf::from("x.json"));
     }
 }

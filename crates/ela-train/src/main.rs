@@ -197,12 +197,20 @@ fn main() {
 }
 
 fn run_bench(config: &BenchConfig) -> Result<()> {
+    if let Some(name) = &config.memory_of {
+        let memory = bench::measure_memory(config, name)?;
+        println!("{}", serde_json::to_string(&memory)?);
+        return Ok(());
+    }
     let report = bench::run(config)?;
     print!("{}", report.table());
-    if let Some(path) = &config.json {
-        ela_train::run::write_json(path, &report)?;
-        println!("written to {}", path.display());
+    let path = config.json_path(report.unix_seconds);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--json: cannot create {}", dir.display()))?;
     }
+    ela_train::run::write_json(&path, &report)?;
+    println!("\nwritten to {}", path.display());
     Ok(())
 }
 

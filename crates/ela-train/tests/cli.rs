@@ -623,3 +623,103 @@ fn data_parallel_training_splits_each_batch_and_still_prunes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_measures_every_variant_at_every_depth_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench.json");
+    let (ok, stdout, stderr) = ela(&[
+        "bench",
+        "--depths",
+        "20,29",
+        "--batch-size",
+        "2",
+        "--input",
+        "3,8,8",
+        "--num-classes",
+        "10",
+        "--warmup",
+        "0",
+        "--rounds",
+        "2",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("### ResNet-29"), "{stdout}");
+    let report = json(&out);
+    assert!(!report["revision"].as_str().unwrap().is_empty());
+    assert!(report["host"]["threads"].as_u64().unwrap() >= 1);
+    let depths = report["depths"].as_array().unwrap();
+    assert_eq!(depths.len(), 2);
+    // Parameter counts: SPEC §1 (ResNet-20, 10 classes) plus Wq, Wk, Wv and bn_mrla of every
+    // block (+9,908), plus MRLA-L's λ_t (+896 = 2·(64 + 128 + 256)).
+    let params: Vec<u64> = depths[0]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["parameters"].as_u64().unwrap())
+        .collect();
+    assert_eq!(params, [220_378, 231_182, 230_286, 230_286, 230_286]);
+    for (depth, skipped) in depths.iter().zip([vec![1, 3, 5], vec![1, 4, 7]]) {
+        let variants = depth["variants"].as_array().unwrap();
+        let names: Vec<&str> = variants
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["none", "mrla-l", "mrla-b", "ela-full", "ela-retrieval"]
+        );
+        for v in variants {
+            let name = v["name"].as_str().unwrap();
+            let expected_skips: &[u64] = if name.starts_with("ela") {
+                &skipped
+            } else {
+                &[]
+            };
+            let got: Vec<u64> = v["skipped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+                .collect();
+            assert_eq!(got, expected_skips, "{name}");
+            for kind in ["train", "inference"] {
+                let t = &v[kind];
+                let seconds = t["seconds"].as_array().unwrap();
+                assert_eq!(seconds.len(), 2, "{name} {kind}");
+                let (min, med, max) = (
+                    t["min_seconds"].as_f64().unwrap(),
+                    t["median_seconds"].as_f64().unwrap(),
+                    t["max_seconds"].as_f64().unwrap(),
+                );
+                assert!(0.0 < min && min <= med && med <= max, "{name} {kind}: {t}");
+                // Each variant is its own reference in its round.
+                if name == "none" {
+                    assert_eq!(t["ratio_to_plain"].as_f64(), Some(1.0));
+                }
+                if name == "mrla-b" {
+                    assert_eq!(t["ratio_to_mrla_b"].as_f64(), Some(1.0));
+                }
+            }
+            // Peak memory, each variant in a process of its own: the training peak includes the
+            // inference pass that came first.
+            let m = &v["memory"];
+            let (rest, inference, train) = (
+                m["resting_bytes"].as_u64().unwrap(),
+                m["inference_bytes"].as_u64().unwrap(),
+                m["train_bytes"].as_u64().unwrap(),
+            );
+            assert!(rest > 0 && train >= inference, "{name}: {m}");
+            assert_eq!(m["kind"], "resident", "flex reports no device pools");
+        }
+    }
+
+    let (ok, _, stderr) = ela(&["bench", "--depths", "20,56", "--skip", "1"]);
+    assert!(!ok && stderr.contains("--skip"), "{stderr}");
+    let (ok, _, stderr) = ela(&["bench", "--depths", "20,21"]);
+    assert!(!ok && stderr.contains("--depths: 21"), "{stderr}");
+    let (ok, _, stderr) = ela(&["bench", "--depths", "20", "--skip", "0"]);
+    assert!(!ok && stderr.contains("--skip"), "{stderr}");
+}
