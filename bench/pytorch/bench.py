@@ -104,6 +104,42 @@ def retrieval(a):
     ]))
 
 
+def value_map(a):
+    """One block's depthwise 3x3 value map, as `ela bench-retrieval` times it: forward, and forward
+    + backward (loss sum(v^2)) with gradients for input and weights, input only, weights only."""
+    torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    b, c, s = a.batch_size, a.channels, a.size
+    conv = torch.nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False).to(dev)
+    x0 = torch.randn(b, c, s, s, device=dev)
+
+    def once(inp, weights, backward):
+        x = x0.clone().requires_grad_(inp)
+        conv.weight.requires_grad_(weights)
+        conv.weight.grad = None
+        sync()
+        start = time.perf_counter()
+        v = conv(x)
+        total = (v * v).sum()
+        if backward:
+            total.backward()
+        total.item()
+        sync()
+        return time.perf_counter() - start
+
+    cases = [(True, True, False), (True, True, True), (True, False, True), (False, True, True)]
+    for case in cases:
+        once(*case)
+    times = [[] for _ in cases]
+    for _ in range(a.reps):
+        for i, case in enumerate(cases):
+            times[i].append(once(*case))
+    m = [statistics.median(t) for t in times]
+    print(json.dumps({"forward_seconds": m[0], "forward_backward_seconds": m[1],
+                      "input_gradient_seconds": m[2], "weight_gradient_seconds": m[3]}))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--depth", type=int, default=20)
@@ -119,6 +155,7 @@ def main():
     p.add_argument("--memory", action="store_true", help="peak memory per variant, each in a process of its own")
     p.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     p.add_argument("--retrieval", action="store_true", help="one block's retrieval for t = 1..--max-entries")
+    p.add_argument("--value-map", action="store_true", help="one block's depthwise value map, forward and backward")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--max-entries", type=int, default=18)
@@ -128,6 +165,8 @@ def main():
         return check()
     if a.retrieval:
         return retrieval(a)
+    if a.value_map:
+        return value_map(a)
     c, h, w = (int(v) for v in a.input.split(","))
     skipped = [int(v) for v in a.skip.split(",")] if a.skip else default_skips(a.depth)
     dev = torch.device(a.device)

@@ -37,13 +37,14 @@ enum Task {
     /// imagenet from the official archives (--from DIR).
     #[command(disable_help_flag = true)]
     Fetch(PassThrough),
-    /// Training-step time of none / MRLA-L / MRLA-B / ELA, interleaved in one process.
+    /// Training-step and inference time and peak memory of none / MRLA-L / MRLA-B / ELA per
+    /// depth, interleaved in one process; `--pytorch` measures the PyTorch reference beside it.
     #[command(disable_help_flag = true)]
     Bench(PassThrough),
     /// Images per second of the CIFAR input pipeline, per loader worker count.
     #[command(disable_help_flag = true)]
     BenchData(PassThrough),
-    /// One block's MRLA-B retrieval time for t = 1 … 18 memory entries.
+    /// One block's MRLA-B retrieval time for t = 1 … 18 memory entries, and its value map.
     #[command(disable_help_flag = true)]
     BenchRetrieval(PassThrough),
     /// Write report.md with PNG figures of one or more run directories.

@@ -1012,6 +1012,124 @@ pub fn run_retrieval(config: &RetrievalBenchConfig) -> Result<Vec<RetrievalRow>>
         .collect())
 }
 
+/// Median times of one block's depthwise 3×3 value map `v_t = Wv(x_t)` at the retrieval
+/// benchmark's shape: the forward pass, and forward + backward with gradients for the input and
+/// the weights, for the input only, and for the weights only.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ValueMapTimes {
+    /// Forward pass.
+    pub forward_seconds: f64,
+    /// Forward and backward, gradients of input and weights.
+    pub forward_backward_seconds: f64,
+    /// Forward and backward, gradient of the input only.
+    pub input_gradient_seconds: f64,
+    /// Forward and backward, gradient of the weights only.
+    pub weight_gradient_seconds: f64,
+}
+
+impl ValueMapTimes {
+    /// The four passes, named, in seconds.
+    pub fn rows(&self) -> [(&'static str, f64); 4] {
+        [
+            ("forward", self.forward_seconds),
+            (
+                "forward + backward (input and weights)",
+                self.forward_backward_seconds,
+            ),
+            (
+                "forward + backward (input only)",
+                self.input_gradient_seconds,
+            ),
+            (
+                "forward + backward (weights only)",
+                self.weight_gradient_seconds,
+            ),
+        ]
+    }
+}
+
+/// Times [`ela_model::LayerAttention::value`] (loss `sum(v²)`), interleaving the four cases.
+pub fn run_value_map(config: &RetrievalBenchConfig) -> Result<ValueMapTimes> {
+    if config.channels == 0 || !config.channels.is_multiple_of(16) {
+        bail!("--channels must be a positive multiple of 16 (the heads' width)");
+    }
+    if config.reps == 0 || config.batch_size == 0 || config.size == 0 {
+        bail!("--reps, --batch-size and --size must be at least 1");
+    }
+    let device = backend::device(config.backend, config.device)?.autodiff();
+    let config_layer = ela_model::LayerAttentionConfig::new(config.channels);
+    let layer = config_layer.init(&device);
+    // Separately built: a clone would share the parameters' state with `layer`.
+    let frozen = config_layer.init(&device).no_grad();
+    let (b, c, s) = (config.batch_size, config.channels, config.size);
+    let x = Tensor::<4>::random([b, c, s, s], Distribution::Normal(0.0, 1.0), &device);
+    // (input needs a gradient, weights need one, backward at all)
+    let cases = [
+        (true, true, false),
+        (true, true, true),
+        (true, false, true),
+        (false, true, true),
+    ];
+    let time = |(input, weights, backward): (bool, bool, bool)| -> f64 {
+        let x = if input {
+            x.clone().require_grad()
+        } else {
+            x.clone()
+        };
+        let layer = if weights { &layer } else { &frozen };
+        let start = Instant::now();
+        let v = layer.value(x.clone());
+        let total = (v.clone() * v).sum();
+        if backward {
+            let grads = total.backward();
+            let gx = x.grad(&grads).map(|g| g.sum().into_scalar::<f32>());
+            let gw = layer
+                .wv
+                .weight
+                .grad(&grads)
+                .map(|g| g.sum().into_scalar::<f32>());
+            std::hint::black_box((gx, gw));
+        } else {
+            let _: f32 = total.into_scalar();
+        }
+        start.elapsed().as_secs_f64()
+    };
+    for case in cases {
+        time(case);
+    }
+    let mut seconds = vec![Vec::new(); cases.len()];
+    for _ in 0..config.reps {
+        for (i, case) in cases.into_iter().enumerate() {
+            seconds[i].push(time(case));
+        }
+    }
+    Ok(ValueMapTimes {
+        forward_seconds: median(&seconds[0]),
+        forward_backward_seconds: median(&seconds[1]),
+        input_gradient_seconds: median(&seconds[2]),
+        weight_gradient_seconds: median(&seconds[3]),
+    })
+}
+
+/// The PyTorch value-map timings for `config` (same shape, same device kind).
+pub fn run_value_map_pytorch(config: &RetrievalBenchConfig, python: &str) -> Result<ValueMapTimes> {
+    let args: Vec<String> = [
+        ("--channels", config.channels),
+        ("--size", config.size),
+        ("--batch-size", config.batch_size),
+        ("--reps", config.reps),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+    .chain([
+        "--value-map".into(),
+        "--device".into(),
+        torch_device(config.backend, config.device),
+    ])
+    .collect();
+    pytorch_json(python, &args)
+}
+
 /// What `ela bench-data` measures: the CIFAR training input pipeline.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct DataBenchConfig {

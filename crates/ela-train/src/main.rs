@@ -43,11 +43,13 @@ enum Command {
     Forward(ForwardArgs),
     /// Download, verify and unpack a dataset (resumable; a complete dataset is left alone).
     Fetch(FetchArgs),
-    /// Training-step time of none / MRLA-L / MRLA-B / ELA, interleaved in one process.
+    /// Training-step and inference time and peak memory of none / MRLA-L / MRLA-B / ELA per
+    /// depth, interleaved in one process.
     Bench(BenchConfig),
     /// Images per second of the CIFAR input pipeline, per loader worker count.
     BenchData(DataBenchConfig),
-    /// One block's MRLA-B retrieval (forward, forward + backward) for t = 1 … 18 memory entries.
+    /// One block's MRLA-B retrieval (forward, forward + backward) for t = 1 … 18 memory entries,
+    /// then its depthwise value map (forward, and backward by which gradients are needed).
     BenchRetrieval(RetrievalBenchConfig),
     /// Write report.md with PNG figures (curves, KL heatmap, mapping, attention maps) of runs.
     Report(ReportArgs),
@@ -241,6 +243,26 @@ fn run_bench_retrieval(config: &RetrievalBenchConfig) -> Result<()> {
                 "{:.2}",
                 r.forward_backward_seconds / t.forward_backward_seconds
             ))
+        );
+    }
+    let value = bench::run_value_map(config)?;
+    let torch = match &config.pytorch {
+        Some(python) => Some(bench::run_value_map_pytorch(config, python)?),
+        None => None,
+    };
+    println!(
+        "\nThe block's depthwise 3x3 value map at the same shape (loss sum(v^2)), medians of {}\n\n\
+         | pass | Burn ms | PyTorch ms | Burn / PyTorch |\n|---|---|---|---|",
+        config.reps
+    );
+    let theirs = torch.map(|t| t.rows());
+    for (i, (name, ours)) in value.rows().into_iter().enumerate() {
+        let theirs = theirs.map(|t| t[i].1);
+        println!(
+            "| {name} | {:.2} | {} | {} |",
+            1e3 * ours,
+            theirs.map_or("-".into(), |t| format!("{:.2}", 1e3 * t)),
+            theirs.map_or("-".into(), |t| format!("{:.2}", ours / t)),
         );
     }
     Ok(())

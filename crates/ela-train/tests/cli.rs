@@ -723,3 +723,47 @@ fn bench_measures_every_variant_at_every_depth_and_writes_json() {
     let (ok, _, stderr) = ela(&["bench", "--depths", "20", "--skip", "0"]);
     assert!(!ok && stderr.contains("--skip"), "{stderr}");
 }
+
+#[test]
+fn retrieval_bench_times_every_memory_length_and_every_value_map_pass() {
+    let (ok, stdout, stderr) = ela(&[
+        "bench-retrieval",
+        "--channels",
+        "16",
+        "--size",
+        "4",
+        "--batch-size",
+        "2",
+        "--max-entries",
+        "3",
+        "--reps",
+        "1",
+    ]);
+    assert!(ok, "{stderr}");
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| entries") && !l.starts_with("| pass"))
+        .collect();
+    let first: Vec<&str> = rows
+        .iter()
+        .map(|r| r.split('|').nth(1).unwrap().trim())
+        .collect();
+    // t = 1, 2, 3, then the value map's four passes (each with gradients of what it names).
+    assert_eq!(
+        first,
+        [
+            "1",
+            "2",
+            "3",
+            "forward",
+            "forward + backward (input and weights)",
+            "forward + backward (input only)",
+            "forward + backward (weights only)"
+        ],
+        "{stdout}"
+    );
+    for row in rows {
+        let ms: f64 = row.split('|').nth(2).unwrap().trim().parse().unwrap();
+        assert!(ms > 0.0, "{row}");
+    }
+}
