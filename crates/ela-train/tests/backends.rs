@@ -241,3 +241,35 @@ fn an_unusable_device_is_a_clear_error_before_any_file_is_written() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out.exists(), "nothing is written");
 }
+
+/// On a GPU backend the benchmark reads peak memory from the device allocator's pools (the
+/// bytes it reserves), not from the process's resident set.
+#[test]
+fn the_benchmark_reports_gpu_memory_from_the_device_allocator() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench.json");
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_ela"))
+        .args(["bench", "--depths", "20", "--batch-size", "4"])
+        .args(["--input", "3,16,16", "--num-classes", "10"])
+        .args(["--warmup", "0", "--rounds", "1"])
+        .args(["--backend", under_test().feature(), "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let variants = report["depths"][0]["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 5);
+    for v in variants {
+        let m = &v["memory"];
+        assert_eq!(m["kind"], "device-reserved", "{v}");
+        let (inference, train) = (
+            m["inference_bytes"].as_u64().unwrap(),
+            m["train_bytes"].as_u64().unwrap(),
+        );
+        // Training keeps activations, gradients and momentum: it reserves more than inference.
+        assert!(train > inference, "{}: {m}", v["name"]);
+    }
+}
