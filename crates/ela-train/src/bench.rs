@@ -927,6 +927,15 @@ pub fn run_retrieval_pytorch(
     config: &RetrievalBenchConfig,
     python: &str,
 ) -> Result<Vec<RetrievalRow>> {
+    block_pytorch(config, python, "--retrieval")
+}
+
+/// Runs `bench/pytorch/bench.py MODE` at `config`'s block shape and device.
+fn block_pytorch<T: serde::de::DeserializeOwned>(
+    config: &RetrievalBenchConfig,
+    python: &str,
+    mode: &str,
+) -> Result<T> {
     let args: Vec<String> = [
         ("--channels", config.channels),
         ("--size", config.size),
@@ -937,7 +946,7 @@ pub fn run_retrieval_pytorch(
     .into_iter()
     .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
     .chain([
-        "--retrieval".into(),
+        mode.into(),
         "--device".into(),
         torch_device(config.backend, config.device),
     ])
@@ -1113,21 +1122,7 @@ pub fn run_value_map(config: &RetrievalBenchConfig) -> Result<ValueMapTimes> {
 
 /// The PyTorch value-map timings for `config` (same shape, same device kind).
 pub fn run_value_map_pytorch(config: &RetrievalBenchConfig, python: &str) -> Result<ValueMapTimes> {
-    let args: Vec<String> = [
-        ("--channels", config.channels),
-        ("--size", config.size),
-        ("--batch-size", config.batch_size),
-        ("--reps", config.reps),
-    ]
-    .into_iter()
-    .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
-    .chain([
-        "--value-map".into(),
-        "--device".into(),
-        torch_device(config.backend, config.device),
-    ])
-    .collect();
-    pytorch_json(python, &args)
+    block_pytorch(config, python, "--value-map")
 }
 
 /// What `ela bench-data` measures: the CIFAR training input pipeline.
