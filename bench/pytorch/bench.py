@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import ResNet  # noqa: E402
+from models import IMAGENET, ImageNetResNet, ResNet  # noqa: E402
 
 VARIANTS = [  # name, attention, skip mode, skipped
     ("none", "none", "full", False),
@@ -29,9 +29,23 @@ VARIANTS = [  # name, attention, skip mode, skipped
 ]
 
 
-def default_skips(depth):
-    n = (depth - 2) // 9
-    return [s * n + j for s in range(3) for j in range(n) if j % 2 == 1]
+def stage_blocks(arch, depth):
+    return IMAGENET[depth][1] if arch == "imagenet" else [(depth - 2) // 9] * 3
+
+
+def default_skips(arch, depth):
+    """Every second non-first block of each stage, numbered over all blocks."""
+    out, start = [], 0
+    for n in stage_blocks(arch, depth):
+        out += [start + j for j in range(n) if j % 2 == 1]
+        start += n
+    return out
+
+
+def build_model(arch, depth, num_classes, attention, in_channels, mode):
+    if arch == "imagenet":
+        return ImageNetResNet(depth, num_classes, attention, in_channels=in_channels, mode=mode)
+    return ResNet(depth, num_classes, attention, in_channels=in_channels, mode=mode)
 
 
 def check():
@@ -62,6 +76,16 @@ def check():
             print(f"{name}: max |diff| {diff:.2e}")
     assert worst < 1e-4, worst
     print("the PyTorch models match the NumPy reference")
+    # The ImageNet models have no reference outputs; their structure is checked by parameter
+    # count against `ela summary --arch imagenet --depth D --attention A --num-classes 1000`
+    # (ResNet-50 plain: SPEC section 1).
+    for depth, attention, expected in [
+        (18, "none", 11_689_512), (18, "mrla-l", 11_712_624), (18, "mrla-b", 11_729_936),
+        (50, "none", 25_557_032), (50, "mrla-l", 25_738_452), (50, "mrla-b", 25_742_580),
+    ]:
+        got = sum(p.numel() for p in ImageNetResNet(depth, 1000, attention).parameters())
+        assert got == expected, (depth, attention, got, expected)
+    print("the ImageNet models have ela's parameter counts")
 
 
 def retrieval(a):
@@ -142,6 +166,7 @@ def value_map(a):
 
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--arch", choices=["cifar", "imagenet"], default="cifar")
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input", default="3,32,32")
@@ -168,13 +193,13 @@ def main():
     if a.value_map:
         return value_map(a)
     c, h, w = (int(v) for v in a.input.split(","))
-    skipped = [int(v) for v in a.skip.split(",")] if a.skip else default_skips(a.depth)
+    skipped = [int(v) for v in a.skip.split(",")] if a.skip else default_skips(a.arch, a.depth)
     dev = torch.device(a.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def build(name, attention, mode, skips):
         torch.manual_seed(a.seed)
-        model = ResNet(a.depth, a.num_classes, attention, in_channels=c, mode=mode).to(dev).train()
+        model = build_model(a.arch, a.depth, a.num_classes, attention, c, mode).to(dev).train()
         model.set_skips(set(skipped) if skips else set())
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         return name, model, opt
@@ -228,7 +253,7 @@ def main():
     if a.memory:
         for n in names:
             cmd = [sys.executable, os.path.abspath(__file__), "--memory-of", n] + [
-                arg for flag in ("depth", "batch_size", "input", "num_classes", "skip", "seed", "device")
+                arg for flag in ("arch", "depth", "batch_size", "input", "num_classes", "skip", "seed", "device")
                 for arg in ("--" + flag.replace("_", "-"), str(getattr(a, flag)))
                 if getattr(a, flag) is not None
             ]

@@ -19,7 +19,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use ela_model::{AttentionKind, ElaResNet, ElaResNetConfig, SkipMode, StageLayout};
+use ela_model::{Arch, AttentionKind, ElaResNet, ElaResNetConfig, SkipMode, StageLayout};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{self, Backend};
@@ -27,7 +27,12 @@ use crate::backend::{self, Backend};
 /// What to benchmark.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct BenchConfig {
-    /// CIFAR ResNet depths (9n + 2), measured one after the other, e.g. `20,56,110`.
+    /// ResNet family: `cifar` (depths 9n + 2) or `imagenet` (depths 18, 34, 50, 101, 152).
+    #[arg(long, default_value = "cifar")]
+    #[serde(default)]
+    pub arch: Arch,
+    /// ResNet depths, measured one after the other, e.g. `20,56,110` (CIFAR) or `50,101`
+    /// (ImageNet).
     #[arg(
         long = "depths",
         visible_alias = "depth",
@@ -38,12 +43,12 @@ pub struct BenchConfig {
     /// Batch size.
     #[arg(long, visible_alias = "batch", default_value_t = 32)]
     pub batch_size: usize,
-    /// Input `C,H,W`.
-    #[arg(long, default_value = "3,32,32", value_parser = parse_shape)]
-    pub input: [usize; 3],
-    /// Classes of the head.
-    #[arg(long, default_value_t = 100)]
-    pub num_classes: usize,
+    /// Input `C,H,W` (default: 3,32,32 for CIFAR, 3,224,224 for ImageNet).
+    #[arg(long, value_parser = parse_shape)]
+    pub input: Option<[usize; 3]>,
+    /// Classes of the head (default: 100 for CIFAR, 1000 for ImageNet).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
     /// Blocks ELA skips (0-based over all blocks, e.g. `1,4`; one depth only); default: every
     /// second non-first block of each stage, as EBQM at q = 0.5 tends to leave.
     #[arg(long, value_delimiter = ',')]
@@ -86,6 +91,28 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
+    /// The input shape `[C, H, W]`.
+    pub fn input(&self) -> [usize; 3] {
+        self.input.unwrap_or(match self.arch {
+            Arch::Cifar => [3, 32, 32],
+            Arch::Imagenet => [3, 224, 224],
+        })
+    }
+
+    /// Classes of the head.
+    pub fn num_classes(&self) -> usize {
+        self.num_classes.unwrap_or(match self.arch {
+            Arch::Cifar => 100,
+            Arch::Imagenet => 1000,
+        })
+    }
+
+    /// The block layout of ResNet-`depth` of this family.
+    fn layout(&self, depth: usize) -> Result<StageLayout> {
+        let (_, blocks) = self.arch.stages(depth)?;
+        Ok(StageLayout::new(blocks)?)
+    }
+
     /// Warm-up steps and timed rounds, after `--quick`.
     pub fn schedule(&self) -> (usize, usize) {
         if self.quick {
@@ -103,7 +130,7 @@ impl BenchConfig {
     /// Checks the options that do not depend on the depth.
     fn validate(&self) -> Result<()> {
         let (_, rounds) = self.schedule();
-        if self.batch_size == 0 || rounds == 0 || self.num_classes == 0 {
+        if self.batch_size == 0 || rounds == 0 || self.num_classes() == 0 {
             bail!("--batch-size, --rounds and --num-classes must be at least 1");
         }
         if self.depths.is_empty() {
@@ -117,14 +144,15 @@ impl BenchConfig {
             );
         }
         for &depth in &self.depths {
-            StageLayout::cifar(depth).with_context(|| format!("--depths: {depth}"))?;
+            self.layout(depth)
+                .with_context(|| format!("--depths: {depth} ({} ResNets)", self.arch))?;
         }
         Ok(())
     }
 
     /// The blocks ELA skips at `depth`, checked against the model's layout.
     fn skipped(&self, depth: usize) -> Result<Vec<usize>> {
-        let layout = StageLayout::cifar(depth)?;
+        let layout = self.layout(depth)?;
         let skipped = match &self.skip {
             Some(s) => s.clone(),
             None => default_skips(&layout),
@@ -149,8 +177,9 @@ impl BenchConfig {
         self.json.clone().unwrap_or_else(|| {
             let depths: Vec<String> = self.depths.iter().map(usize::to_string).collect();
             PathBuf::from("target/bench").join(format!(
-                "{}-resnet{}-{unix_seconds}.json",
+                "{}-{}-resnet{}-{unix_seconds}.json",
                 self.backend.feature(),
+                self.arch,
                 depths.join("-")
             ))
         })
@@ -279,6 +308,8 @@ pub struct VariantResult {
     pub skipped: Vec<usize>,
     /// Trainable parameters.
     pub parameters: usize,
+    /// Residual blocks of the model.
+    pub blocks: usize,
     /// Training step: forward, cross-entropy, backward, SGD update, until the loss is read back.
     pub train: Timing,
     /// Inference: one eval-mode forward pass, until the logits are read back.
@@ -291,6 +322,9 @@ pub struct VariantResult {
 /// The results at one depth.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DepthResult {
+    /// ResNet family.
+    #[serde(default)]
+    pub arch: Arch,
     /// ResNet depth.
     pub depth: usize,
     /// One entry per variant.
@@ -424,13 +458,14 @@ fn run_pytorch(
     python: &str,
 ) -> Result<PytorchResult> {
     let skip: Vec<String> = skipped.iter().map(usize::to_string).collect();
-    let [c, h, w] = config.input;
+    let [c, h, w] = config.input();
     let (warmup, rounds) = config.schedule();
     let mut args: Vec<String> = [
+        ("--arch", config.arch.to_string()),
         ("--depth", depth.to_string()),
         ("--batch-size", config.batch_size.to_string()),
         ("--input", format!("{c},{h},{w}")),
-        ("--num-classes", config.num_classes.to_string()),
+        ("--num-classes", config.num_classes().to_string()),
         ("--skip", skip.join(",")),
         ("--warmup", warmup.to_string()),
         ("--rounds", rounds.to_string()),
@@ -485,8 +520,13 @@ impl Variant {
         device: &Device,
     ) -> Result<Self> {
         let (_, attention, mode, skips) = VARIANTS[index];
-        let model = ElaResNetConfig::new(depth, config.num_classes)
-            .with_in_channels(config.input[0])
+        let model = ElaResNetConfig::new(depth, config.num_classes())
+            .with_arch(config.arch)
+            .with_dim_per_head(ElaResNetConfig::official_dim_per_head(
+                config.arch,
+                attention,
+            ))
+            .with_in_channels(config.input()[0])
             .with_attention(attention)
             .with_skip_mode(mode)
             .init(device)?;
@@ -530,14 +570,14 @@ impl Variant {
 /// The benchmark's random batch at `seed`: inputs on `device` (autodiff) and labels.
 fn batch(config: &BenchConfig, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     device.seed(config.seed);
-    let [c, h, w] = config.input;
+    let [c, h, w] = config.input();
     let x = Tensor::<4>::random(
         [config.batch_size, c, h, w],
         Distribution::Normal(0.0, 1.0),
         device,
     );
     let labels: Vec<i64> = (0..config.batch_size)
-        .map(|i| (i % config.num_classes) as i64)
+        .map(|i| (i % config.num_classes()) as i64)
         .collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [config.batch_size]), device);
     (x, y)
@@ -613,6 +653,7 @@ fn run_depth(config: &BenchConfig, depth: usize, base: &Device) -> Result<DepthR
             name: name.to_string(),
             skipped: v.skipped.clone(),
             parameters: v.model.parameter_count(),
+            blocks: v.model.layout().num_blocks(),
             train,
             inference,
             memory,
@@ -623,6 +664,7 @@ fn run_depth(config: &BenchConfig, depth: usize, base: &Device) -> Result<DepthR
         None => None,
     };
     Ok(DepthResult {
+        arch: config.arch,
         depth,
         variants: results,
         pytorch,
@@ -690,14 +732,15 @@ pub fn measure_memory(config: &BenchConfig, name: &str) -> Result<PeakMemory> {
 /// Runs [`measure_memory`] for one variant in a fresh process of this binary.
 fn memory_in_child(config: &BenchConfig, depth: usize, name: &str) -> Result<PeakMemory> {
     let exe = std::env::current_exe().context("cannot find this binary to measure memory")?;
-    let [c, h, w] = config.input;
+    let [c, h, w] = config.input();
     let mut cmd = std::process::Command::new(&exe);
     cmd.arg("bench")
         .args(["--memory-of", name])
+        .args(["--arch", config.arch.name()])
         .args(["--depths", &depth.to_string()])
         .args(["--batch-size", &config.batch_size.to_string()])
         .args(["--input", &format!("{c},{h},{w}")])
-        .args(["--num-classes", &config.num_classes.to_string()])
+        .args(["--num-classes", &config.num_classes().to_string()])
         .args(["--backend", config.backend.feature()])
         .args(["--device", &config.device.to_string()])
         .args(["--seed", &config.seed.to_string()]);
@@ -730,8 +773,8 @@ impl BenchReport {
             "batch {}, input {:?}, {} classes, {} warm-up steps, {} rounds, {}; {} ({} threads), \
              revision {}\n",
             self.config.batch_size,
-            self.config.input,
-            self.config.num_classes,
+            self.config.input(),
+            self.config.num_classes(),
             self.warmup,
             self.rounds,
             self.device,
@@ -754,10 +797,14 @@ impl DepthResult {
     /// This depth's tables and goals.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "\n### ResNet-{}\n\n\
+            "\n### {} ResNet-{}\n\n\
              | variant | skipped blocks | params | train s/step (min–max) | × plain | × MRLA-B | \
              inference s/batch (min–max) | × plain | × MRLA-B | peak MiB train / inference |\n\
              |---|---|---|---|---|---|---|---|---|---|\n",
+            match self.arch {
+                Arch::Cifar => "CIFAR",
+                Arch::Imagenet => "ImageNet",
+            },
             self.depth
         );
         for v in &self.variants {
@@ -832,7 +879,7 @@ impl DepthResult {
     }
 
     fn blocks(&self) -> usize {
-        StageLayout::cifar(self.depth).map_or(0, |l| l.num_blocks())
+        self.variants.first().map_or(0, |v| v.blocks)
     }
 
     /// The benchmark's goals at this depth, measured.
@@ -1342,10 +1389,11 @@ mod tests {
     #[test]
     fn results_go_to_target_bench_unless_named() {
         let mut config = BenchConfig {
+            arch: Arch::Cifar,
             depths: vec![20, 56, 110],
             batch_size: 32,
-            input: [3, 32, 32],
-            num_classes: 100,
+            input: None,
+            num_classes: None,
             skip: None,
             warmup: 2,
             rounds: 10,
@@ -1360,9 +1408,25 @@ mod tests {
         };
         assert_eq!(
             config.json_path(1_700_000_000),
-            PathBuf::from("target/bench/flex-resnet20-56-110-1700000000.json")
+            PathBuf::from("target/bench/flex-cifar-resnet20-56-110-1700000000.json")
         );
         assert_eq!(config.schedule(), (2, 10));
+        assert_eq!((config.input(), config.num_classes()), ([3, 32, 32], 100));
+        config.arch = Arch::Imagenet;
+        assert_eq!(
+            (config.input(), config.num_classes()),
+            ([3, 224, 224], 1000)
+        );
+        config.input = Some([3, 64, 64]);
+        assert_eq!(config.input(), [3, 64, 64]);
+        assert!(
+            config.validate().is_err(),
+            "ResNet-20 is not an ImageNet depth"
+        );
+        config.depths = vec![50, 101];
+        assert!(config.validate().is_ok());
+        // ResNet-50's stages hold 3, 4, 6, 3 blocks.
+        assert_eq!(config.skipped(50).unwrap(), vec![1, 4, 6, 8, 10, 12, 14]);
         assert!(config.measures_memory());
         config.quick = true;
         assert_eq!(config.schedule(), (1, 3));

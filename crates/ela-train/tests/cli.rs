@@ -646,7 +646,7 @@ fn bench_measures_every_variant_at_every_depth_and_writes_json() {
         out.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("### ResNet-29"), "{stdout}");
+    assert!(stdout.contains("### CIFAR ResNet-29"), "{stdout}");
     let report = json(&out);
     assert!(!report["revision"].as_str().unwrap().is_empty());
     assert!(report["host"]["threads"].as_u64().unwrap() >= 1);
@@ -715,6 +715,46 @@ fn bench_measures_every_variant_at_every_depth_and_writes_json() {
             assert_eq!(m["kind"], "resident", "flex reports no device pools");
         }
     }
+
+    // The ImageNet family: its own depths, layout and defaults (1,000 classes); the parameter
+    // counts are `summary`'s, which the PyTorch reference's check matches.
+    let out = dir.path().join("imagenet.json");
+    let (ok, _, stderr) = ela(&[
+        "bench",
+        "--arch",
+        "imagenet",
+        "--depths",
+        "18",
+        "--batch-size",
+        "2",
+        "--input",
+        "3,32,32",
+        "--warmup",
+        "0",
+        "--rounds",
+        "1",
+        "--no-memory",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let report = json(&out);
+    let depth = &report["depths"][0];
+    assert_eq!(depth["arch"], "imagenet");
+    let variants = depth["variants"].as_array().unwrap();
+    let params: Vec<u64> = variants
+        .iter()
+        .map(|v| v["parameters"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        [11_689_512, 11_712_624, 11_729_936, 11_729_936, 11_729_936]
+    );
+    // ResNet-18's stages hold 2 blocks each: every second one is skipped.
+    assert_eq!(variants[3]["skipped"], serde_json::json!([1, 3, 5, 7]));
+    assert!(variants.iter().all(|v| v.get("memory").is_none()));
+    let (ok, _, stderr) = ela(&["bench", "--arch", "imagenet", "--depths", "56"]);
+    assert!(!ok && stderr.contains("--depths: 56"), "{stderr}");
 
     let (ok, _, stderr) = ela(&["bench", "--depths", "20,56", "--skip", "1"]);
     assert!(!ok && stderr.contains("--skip"), "{stderr}");
