@@ -76,7 +76,7 @@ pub struct BenchConfig {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Write the results as JSON to this file (default:
-    /// `target/bench/<backend>-resnet<depths>-<unix time>.json`).
+    /// `target/bench/<backend>-<arch>-resnet<depths>-<unix time>.json`).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Then run the PyTorch reference (`bench/pytorch/bench.py`) with this Python (default
