@@ -266,9 +266,9 @@ pub struct PeakMemory {
     pub kind: MemoryKind,
     /// Bytes once the model, its optimizer and the batch exist.
     pub resting_bytes: u64,
-    /// Peak resident bytes above resting during one eval-mode forward pass.
+    /// Peak bytes above resting during one eval-mode forward pass.
     pub inference_bytes: u64,
-    /// Peak resident bytes above resting during two training steps (the second one with the
+    /// Peak bytes above resting during two training steps (the second one with the
     /// optimizer's momentum buffers in place).
     pub train_bytes: u64,
 }
@@ -308,8 +308,6 @@ pub struct VariantResult {
     pub skipped: Vec<usize>,
     /// Trainable parameters.
     pub parameters: usize,
-    /// Residual blocks of the model.
-    pub blocks: usize,
     /// Training step: forward, cross-entropy, backward, SGD update, until the loss is read back.
     pub train: Timing,
     /// Inference: one eval-mode forward pass, until the logits are read back.
@@ -370,7 +368,7 @@ impl Host {
     }
 }
 
-/// The source revision: `git describe`'s commit of the sources this binary was built from, with
+/// The source revision: the commit of the sources this binary was built from, with
 /// `-dirty` for uncommitted changes, or `unknown` outside a git checkout.
 pub fn revision() -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -408,9 +406,7 @@ pub struct BenchReport {
     pub host: Host,
     /// Source revision.
     pub revision: String,
-    /// Backend.
-    pub backend: Backend,
-    /// Backend and device.
+    /// Backend and device (the backend is also `config.backend`).
     pub device: String,
     /// One entry per depth.
     pub depths: Vec<DepthResult>,
@@ -436,7 +432,8 @@ pub struct PytorchVariant {
     pub train: Timing,
     /// Inference (eval mode, no autograd).
     pub inference: Timing,
-    /// Peak memory, where measured (CPU: resident memory as for Burn; CUDA: allocated bytes).
+    /// Peak memory, where measured (CPU: resident memory as for Burn; CUDA: the caching
+    /// allocator's reserved bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<PeakMemory>,
 }
@@ -450,6 +447,25 @@ fn torch_device(backend: Backend, index: usize) -> String {
     }
 }
 
+/// The flags that build the same model, batch and skips at `depth`, as both `ela bench` and
+/// `bench/pytorch/bench.py` read them.
+fn model_args(config: &BenchConfig, depth: usize, skipped: &[usize]) -> Vec<String> {
+    let skip: Vec<String> = skipped.iter().map(usize::to_string).collect();
+    let [c, h, w] = config.input();
+    [
+        ("--arch", config.arch.to_string()),
+        ("--depth", depth.to_string()),
+        ("--batch-size", config.batch_size.to_string()),
+        ("--input", format!("{c},{h},{w}")),
+        ("--num-classes", config.num_classes().to_string()),
+        ("--skip", skip.join(",")),
+        ("--seed", config.seed.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect()
+}
+
 /// Runs the PyTorch reference at `depth` with `python`, right after the Burn measurement.
 fn run_pytorch(
     config: &BenchConfig,
@@ -457,24 +473,16 @@ fn run_pytorch(
     skipped: &[usize],
     python: &str,
 ) -> Result<PytorchResult> {
-    let skip: Vec<String> = skipped.iter().map(usize::to_string).collect();
-    let [c, h, w] = config.input();
     let (warmup, rounds) = config.schedule();
-    let mut args: Vec<String> = [
-        ("--arch", config.arch.to_string()),
-        ("--depth", depth.to_string()),
-        ("--batch-size", config.batch_size.to_string()),
-        ("--input", format!("{c},{h},{w}")),
-        ("--num-classes", config.num_classes().to_string()),
-        ("--skip", skip.join(",")),
-        ("--warmup", warmup.to_string()),
-        ("--rounds", rounds.to_string()),
-        ("--seed", config.seed.to_string()),
-        ("--device", torch_device(config.backend, config.device)),
-    ]
-    .into_iter()
-    .flat_map(|(flag, value)| [flag.to_string(), value])
-    .collect();
+    let mut args = model_args(config, depth, skipped);
+    args.extend([
+        "--warmup".into(),
+        warmup.to_string(),
+        "--rounds".into(),
+        rounds.to_string(),
+        "--device".into(),
+        torch_device(config.backend, config.device),
+    ]);
     if config.measures_memory() {
         args.push("--memory".into());
     }
@@ -603,7 +611,6 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         unix_seconds,
         host: Host::current(),
         revision: revision(),
-        backend: config.backend,
         device: format!("{:?} {base:?}", config.backend),
         depths,
     })
@@ -645,7 +652,7 @@ fn run_depth(config: &BenchConfig, depth: usize, base: &Device) -> Result<DepthR
     {
         let name = VARIANTS[i].0;
         let memory = if config.measures_memory() {
-            Some(memory_in_child(config, depth, name)?)
+            Some(memory_in_child(config, depth, &skipped, name)?)
         } else {
             None
         };
@@ -653,7 +660,6 @@ fn run_depth(config: &BenchConfig, depth: usize, base: &Device) -> Result<DepthR
             name: name.to_string(),
             skipped: v.skipped.clone(),
             parameters: v.model.parameter_count(),
-            blocks: v.model.layout().num_blocks(),
             train,
             inference,
             memory,
@@ -730,25 +736,19 @@ pub fn measure_memory(config: &BenchConfig, name: &str) -> Result<PeakMemory> {
 }
 
 /// Runs [`measure_memory`] for one variant in a fresh process of this binary.
-fn memory_in_child(config: &BenchConfig, depth: usize, name: &str) -> Result<PeakMemory> {
+fn memory_in_child(
+    config: &BenchConfig,
+    depth: usize,
+    skipped: &[usize],
+    name: &str,
+) -> Result<PeakMemory> {
     let exe = std::env::current_exe().context("cannot find this binary to measure memory")?;
-    let [c, h, w] = config.input();
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.arg("bench")
+    let out = std::process::Command::new(&exe)
+        .arg("bench")
         .args(["--memory-of", name])
-        .args(["--arch", config.arch.name()])
-        .args(["--depths", &depth.to_string()])
-        .args(["--batch-size", &config.batch_size.to_string()])
-        .args(["--input", &format!("{c},{h},{w}")])
-        .args(["--num-classes", &config.num_classes().to_string()])
+        .args(model_args(config, depth, skipped))
         .args(["--backend", config.backend.feature()])
         .args(["--device", &config.device.to_string()])
-        .args(["--seed", &config.seed.to_string()]);
-    if let Some(skip) = &config.skip {
-        let skip: Vec<String> = skip.iter().map(usize::to_string).collect();
-        cmd.args(["--skip", &skip.join(",")]);
-    }
-    let out = cmd
         .output()
         .with_context(|| format!("cannot run {} to measure memory", exe.display()))?;
     if !out.status.success() {
@@ -879,7 +879,9 @@ impl DepthResult {
     }
 
     fn blocks(&self) -> usize {
-        self.variants.first().map_or(0, |v| v.blocks)
+        self.arch
+            .stages(self.depth)
+            .map_or(0, |(_, blocks)| blocks.iter().sum())
     }
 
     /// The benchmark's goals at this depth, measured.
