@@ -16,6 +16,9 @@ pub enum ModelError {
     /// Skip flags were set on a model whose attention has no retrievals to skip.
     #[error("skip flags need MRLA-B attention (ELA); this model uses {0}")]
     SkipsNeedMrlaB(String),
+    /// An input tensor the model cannot take.
+    #[error("input of shape {shape:?} does not fit the model: {reason}")]
+    Input { shape: Vec<usize>, reason: String },
     /// A weight file could not be read, written or applied.
     #[error("weights file {path}: {reason}")]
     Weights { path: PathBuf, reason: String },

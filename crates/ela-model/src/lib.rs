@@ -20,6 +20,7 @@ pub mod attention;
 pub mod baselines;
 pub mod block;
 pub mod error;
+mod file_names;
 pub mod mrla;
 pub mod registry;
 pub mod resnet;

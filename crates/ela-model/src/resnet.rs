@@ -167,10 +167,11 @@ impl ElaResNetConfig {
                 .unwrap_or(self.attention == AttentionKind::MrlaB)
     }
 
-    /// Builds the model on `device`; rejects an unknown depth or an invalid option.
-    pub fn init(&self, device: &Device) -> Result<ElaResNet, ModelError> {
+    /// Rejects an unknown depth or an invalid option without building anything (what
+    /// [`init`](Self::init) checks first).
+    pub fn check(&self) -> Result<(), ModelError> {
         let (kind, blocks) = self.arch.stages(self.depth)?;
-        let layout = StageLayout::new(blocks.clone())?;
+        StageLayout::new(blocks)?;
         let option = |name, reason: String| ModelError::Option { name, reason };
         let positive = |name, v: usize| {
             if v == 0 {
@@ -212,6 +213,15 @@ impl ElaResNetConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Builds the model on `device`; rejects an unknown depth or an invalid option.
+    pub fn init(&self, device: &Device) -> Result<ElaResNet, ModelError> {
+        self.check()?;
+        let (kind, blocks) = self.arch.stages(self.depth)?;
+        let layout = StageLayout::new(blocks.clone())?;
+        let planes = self.arch.planes();
         let conv = |channels: [usize; 2], kernel: usize, stride: usize| {
             let pad = kernel / 2;
             burn::nn::conv::Conv2dConfig::new(channels, [kernel, kernel])
@@ -425,6 +435,32 @@ impl ElaResNet {
     /// Number of classes of the head.
     pub fn num_classes(&self) -> usize {
         self.fc.weight.dims()[1]
+    }
+
+    /// Checks the shape `[B, C, H, W]` of an input before it runs: at least one image, the
+    /// model's channel count, and a non-empty image (the convolutions need at least one pixel
+    /// per side).
+    pub fn check_input(&self, shape: &[usize]) -> Result<(), ModelError> {
+        let err = |reason: String| ModelError::Input {
+            shape: shape.to_vec(),
+            reason,
+        };
+        let &[b, c, h, w] = shape else {
+            return Err(err("expected 4 dimensions [B, C, H, W]".into()));
+        };
+        if b == 0 {
+            return Err(err("the batch holds no image".into()));
+        }
+        if c != self.in_channels() {
+            return Err(err(format!(
+                "{c} channels, the model takes {}",
+                self.in_channels()
+            )));
+        }
+        if h == 0 || w == 0 {
+            return Err(err(format!("an image of {h}x{w} pixels has no pixel")));
+        }
+        Ok(())
     }
 
     /// Input channels of the stem.

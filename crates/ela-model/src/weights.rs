@@ -26,6 +26,10 @@ use burn::store::{
 };
 use serde::{Deserialize, Serialize};
 
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{DType, Tensor};
+
+use crate::file_names::{FileTensors, torch_name};
 use crate::{Arch, AttentionKind, ElaResNet, ElaResNetConfig, ModelError, SkipMode};
 
 /// Metadata key of the JSON model description.
@@ -130,6 +134,39 @@ pub struct LoadReport {
     pub skip_flags: Option<Vec<bool>>,
 }
 
+/// The names and shapes of a safetensors file's tensors, from its header.
+fn safetensors_shapes(path: &Path) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
+    let err = |reason: String| ModelError::Weights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
+    Ok(meta
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| (name, info.shape.clone()))
+        .collect())
+}
+
+/// `module` with every float parameter and buffer (BatchNorm statistics included) of another
+/// float type than `dtype` converted to it.
+fn cast_floats<M: Module>(module: M, dtype: DType) -> M {
+    struct Cast(DType);
+    impl ModuleMapper for Cast {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let dtype = self.0;
+            if param.val().dtype() == dtype {
+                param
+            } else {
+                param.map(|t| t.cast(dtype))
+            }
+        }
+    }
+    module.map(&mut Cast(dtype))
+}
+
 /// Reads the metadata of a safetensors file without loading its tensors.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ModelError> {
     let err = |reason: String| ModelError::Weights {
@@ -143,6 +180,17 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ModelError>
 }
 
 impl ElaResNet {
+    /// The remap rules from module paths to PyTorch names, in order: the official deep stem's
+    /// `nn.Sequential` indices where the model has it, then [`TO_TORCH`].
+    fn export_rules(&self) -> Vec<(&'static str, &'static str)> {
+        let deep: &[(&str, &str)] = if self.has_deep_stem() {
+            &TO_TORCH_DEEP_STEM
+        } else {
+            &[]
+        };
+        deep.iter().chain(&TO_TORCH).copied().collect()
+    }
+
     /// The architecture of this model.
     pub fn description(&self) -> ModelDescription {
         ModelDescription {
@@ -166,16 +214,11 @@ impl ElaResNet {
     pub fn save_safetensors(&self, path: &Path) -> Result<(), ModelError> {
         let description = serde_json::to_string(&self.description()).expect("serializable");
         let flags = serde_json::to_string(&self.skip_flags()).expect("serializable");
-        let deep: &[(&str, &str)] = if self.has_deep_stem() {
-            &TO_TORCH_DEEP_STEM
-        } else {
-            &[]
-        };
-        let mut store = deep
-            .iter()
-            .chain(&TO_TORCH)
+        let mut store = self
+            .export_rules()
+            .into_iter()
             .fold(SafetensorsStore::from_file(path), |s, (a, b)| {
-                s.with_key_remapping(*a, *b)
+                s.with_key_remapping(a, b)
             })
             .with_to_adapter(BurnToPyTorchAdapter)
             .metadata(META_CONFIG, description)
@@ -209,7 +252,7 @@ impl ElaResNet {
             path,
             &LoadOptions {
                 strict,
-                skip_head: false,
+                ..LoadOptions::default()
             },
         )
     }
@@ -226,10 +269,14 @@ impl ElaResNet {
             path: path.to_path_buf(),
             reason,
         };
+        // The model's float type, before the file's tensors replace its parameters.
+        let dtype = self.fc.weight.val().dtype();
         let not_head: fn(&str, &str) -> bool = |path, _| !path.starts_with("fc.");
         let remaps = || FROM_OFFICIAL.iter().chain(&FROM_TORCH);
-        let (result, meta) = if is_safetensors(path)? {
+        let rules: Vec<(&str, &str)> = remaps().copied().collect();
+        let (result, meta, file) = if is_safetensors(path)? {
             let meta = read_metadata(path)?;
+            let file = FileTensors::new(safetensors_shapes(path)?, None, &rules);
             let mut store = remaps()
                 .fold(SafetensorsStore::from_file(path), |s, (a, b)| {
                     s.with_key_remapping(*a, *b)
@@ -237,16 +284,17 @@ impl ElaResNet {
                 .with_from_adapter(PyTorchToBurnAdapter)
                 .map_indices_contiguous(false)
                 .allow_partial(true)
-                .validate(true);
+                // Errors are reported below, in the file's names and shapes.
+                .validate(false);
             if options.skip_head {
                 store = store.with_predicate(not_head);
             }
             let result = self.load_from(&mut store).map_err(|e| err(e.to_string()))?;
-            (result, meta)
+            (result, meta, file)
         } else {
-            let keys = PytorchReader::new(path)
-                .map_err(|e| err(format!("not a PyTorch checkpoint: {e}")))?
-                .keys();
+            let reader = PytorchReader::new(path)
+                .map_err(|e| err(format!("not a PyTorch checkpoint: {e}")))?;
+            let keys = reader.keys();
             let top = ["state_dict", "model_state_dict", "model"]
                 .into_iter()
                 .find(|k| keys.iter().any(|n| n.starts_with(&format!("{k}."))));
@@ -256,32 +304,44 @@ impl ElaResNet {
                 })
                 .map_indices_contiguous(false)
                 .allow_partial(true)
-                .validate(true);
+                // Errors are reported below, in the file's names and shapes.
+                .validate(false);
             if let Some(key) = top {
                 store = store.with_top_level_key(key);
             }
+            let shapes = reader
+                .tensors()
+                .iter()
+                .map(|(name, t)| (name.clone(), t.shape().to_vec()));
+            let file = FileTensors::new(shapes, top, &rules);
+            drop(reader);
             if options.skip_head {
                 store = store.with_predicate(not_head);
             }
             let result = self.load_from(&mut store).map_err(|e| err(e.to_string()))?;
-            (result, HashMap::new())
+            (result, HashMap::new(), file)
         };
         if !result.errors.is_empty() {
-            let errors: Vec<String> = result.errors.iter().map(|e| format!("{e:?}")).collect();
+            let errors: Vec<String> = result.errors.iter().map(|e| file.describe(e)).collect();
             return Err(err(errors.join("; ")));
         }
+        // A file of another float type (a half-precision run's, an f64 export) is converted to
+        // the model's, as PyTorch's `load_state_dict` copies into the parameters' dtype.
+        *self = cast_floats(self.clone(), dtype);
         let head = |k: &str| options.skip_head && k.starts_with("fc.");
+        let export: Vec<(&str, &str)> = self.export_rules();
         let missing: Vec<String> = result
             .missing
             .iter()
             .map(|(p, _)| p.clone())
             .filter(|p| !head(p))
+            .map(|p| torch_name(&p, &export))
             .collect();
         let unused: Vec<String> = result
             .unused
             .iter()
             .filter(|k| !k.ends_with("num_batches_tracked") && !head(k))
-            .cloned()
+            .map(|k| file.name_of(k))
             .collect();
         if options.strict && !(missing.is_empty() && unused.is_empty()) {
             return Err(err(format!(
@@ -300,8 +360,10 @@ impl ElaResNet {
                         "metadata {META_SKIP_FLAGS} is not a bool array: {e}"
                     ))
                 })?;
-                self.set_skip_flags(&flags)
-                    .map_err(|e| err(e.to_string()))?;
+                if !options.ignore_skip_flags {
+                    self.set_skip_flags(&flags)
+                        .map_err(|e| err(e.to_string()))?;
+                }
                 Some(flags)
             }
             None => None,
@@ -322,6 +384,9 @@ pub struct LoadOptions {
     pub strict: bool,
     /// Leave the linear head (`fc.*`) as initialized.
     pub skip_head: bool,
+    /// Leave the model's skip flags as they are, whatever the file's metadata holds (they are
+    /// still reported in [`LoadReport::skip_flags`]).
+    pub ignore_skip_flags: bool,
 }
 
 /// Whether `path` holds a safetensors file (an 8-byte little-endian header length, then a

@@ -68,6 +68,88 @@ impl std::fmt::Display for Precision {
     }
 }
 
+/// How many devices the CPU backend offers: one (the machine), unless this environment variable
+/// says otherwise. More than one are logical devices on the same CPU, which exercise the
+/// data-parallel path (`--devices 0,1`) on a machine without GPUs; they do not add compute.
+pub const CPU_DEVICES_ENV: &str = "ELA_CPU_DEVICES";
+
+/// The CPU backend's device count (see [`CPU_DEVICES_ENV`]).
+pub fn cpu_device_count() -> Result<usize> {
+    match std::env::var(CPU_DEVICES_ENV) {
+        Err(_) => Ok(1),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => bail!("{CPU_DEVICES_ENV}={v}: expected a number of devices, at least 1"),
+        },
+    }
+}
+
+/// How many devices `backend` has here, where that can be known without opening one (the CPU;
+/// CUDA through the driver). `None`: unknown until the device is opened (wgpu and Vulkan, whose
+/// probe names the adapters it found).
+fn device_count(backend: Backend) -> Result<Option<usize>> {
+    match backend {
+        Backend::Cpu => cpu_device_count().map(Some),
+        Backend::Cuda => Ok(cuda_device_count()),
+        Backend::Wgpu | Backend::Vulkan => Ok(None),
+    }
+}
+
+/// CUDA devices the driver reports; `None` without a driver (the probe then says what to
+/// install) or without the `cuda` feature.
+fn cuda_device_count() -> Option<usize> {
+    #[cfg(feature = "cuda")]
+    {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let count = std::panic::catch_unwind(|| {
+            Device::enumerate(burn::tensor::DeviceType::Cuda)
+                .into_iter()
+                .count()
+        });
+        std::panic::set_hook(hook);
+        // No device at all is left to the probe, which says what to install.
+        count.ok().filter(|&n| n > 0)
+    }
+    #[cfg(not(feature = "cuda"))]
+    None
+}
+
+/// Checks device indices before anything runs: no device twice (two data-parallel workers on
+/// one device would silently change the results), and none that `backend` does not have,
+/// naming the ones it has. `flag` names the flag in the message (`--device` or `--devices`).
+pub fn check_device_indices(backend: Backend, indices: &[usize], flag: &str) -> Result<()> {
+    let list = indices
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    for (k, i) in indices.iter().enumerate() {
+        if indices[..k].contains(i) {
+            bail!(
+                "{flag} {list}: device {i} is given twice; each data-parallel worker needs a \
+                 device of its own"
+            );
+        }
+    }
+    let name = format!("{backend:?}").to_lowercase();
+    if let Some(count) = device_count(backend)?
+        && let Some(bad) = indices.iter().find(|&&i| i >= count)
+    {
+        let has = match (backend, count) {
+            (_, 0) => "no device".to_string(),
+            (Backend::Cpu, 1) => format!(
+                "one device, 0 (the whole CPU: its cores are already all used; set \
+                 {CPU_DEVICES_ENV}=N for N logical devices to exercise data-parallel training)"
+            ),
+            (_, 1) => "one device, 0".to_string(),
+            (_, n) => format!("{n} devices, 0 to {}", n - 1),
+        };
+        bail!("{flag} {list}: backend '{name}' has no device {bad}; it has {has}");
+    }
+    Ok(())
+}
+
 /// The (non-autodiff) f32 device of `backend`; see [`device_with`].
 pub fn device(backend: Backend, index: usize) -> Result<Device> {
     device_with(backend, index, Precision::F32)
@@ -268,5 +350,36 @@ mod tests {
         checked(Backend::Cpu, 0, || Ok(1.0)).unwrap();
         // The CPU backend passes the real probe.
         device(Backend::Cpu, 0).unwrap();
+    }
+
+    #[test]
+    fn duplicate_and_missing_devices_are_errors_naming_what_exists() {
+        let err = check_device_indices(Backend::Cpu, &[0, 0], "--devices")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--devices 0,0: device 0 is given twice"),
+            "{err}"
+        );
+        let err = check_device_indices(Backend::Wgpu, &[1, 2, 1], "--devices")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("device 1 is given twice"), "{err}");
+        if std::env::var(CPU_DEVICES_ENV).is_err() {
+            let err = check_device_indices(Backend::Cpu, &[5], "--device")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--device 5: backend 'cpu' has no device 5; it has one device, 0"),
+                "{err}"
+            );
+            let err = check_device_indices(Backend::Cpu, &[0, 1], "--devices")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("has no device 1"), "{err}");
+            check_device_indices(Backend::Cpu, &[0], "--device").unwrap();
+        }
+        // Device counts of GPU backends are checked when the device is opened.
+        check_device_indices(Backend::Wgpu, &[3], "--device").unwrap();
     }
 }

@@ -95,6 +95,9 @@ pub struct TrainingState {
     pub pruning: Option<PruningRecord>,
     /// Metrics of every epoch so far.
     pub metrics: Vec<EpochMetrics>,
+    /// Wall seconds of the run up to this checkpoint, over every process that trained it.
+    #[serde(default)]
+    pub elapsed_seconds: f64,
 }
 
 /// Writes the training state of `state.epoch` atomically and deletes states older than
@@ -180,6 +183,7 @@ mod tests {
             window_batches: 3,
             pruning: None,
             metrics: Vec::new(),
+            elapsed_seconds: 1.5,
         }
     }
 

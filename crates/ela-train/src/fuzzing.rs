@@ -85,7 +85,10 @@ pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let path = Path::new("fuzz.toml");
     match crate::config::flags_of(path, &text) {
-        Ok(flags) => assert!(flags.len().is_multiple_of(2), "flag/value pairs: {flags:?}"),
+        Ok(flags) => assert!(
+            flags.iter().all(|f| f.starts_with("--") && f.contains('=')),
+            "one --key=value token per key: {flags:?}"
+        ),
         Err(err) => assert!(format!("{err:#}").contains("fuzz.toml"), "{err:#}"),
     }
 }

@@ -12,7 +12,9 @@
 //! - [`mat`]: a MATLAB level-5 MAT-file reader (the ILSVRC2012 devkit's `meta.mat`).
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
 //! - [`strategy`]: the custom learning strategy that is ELA's pruning step.
+//! - [`guard`]: no command writes over one of its inputs.
 //! - [`fuzzing`]: the parsers' properties checked by the fuzz targets and their corpus.
+//! - [`lock`]: ownership of a run directory by one process (an exclusive lock).
 //! - [`lr`]: multi-step and cosine schedules (SPEC §4).
 //! - [`report`]: `report.md` with PNG figures of runs and their pruning decisions.
 //! - [`reproduce`]: every row of a paper table, several seeds, mean ± std next to the paper.
@@ -28,8 +30,10 @@ pub mod config;
 pub mod data;
 pub mod fetch;
 pub mod fuzzing;
+pub mod guard;
 pub mod ilsvrc;
 pub mod imagenet;
+pub mod lock;
 pub mod lr;
 pub mod mat;
 pub mod model;

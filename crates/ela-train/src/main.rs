@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ela_model::registry::ModelEntry;
 use ela_model::{Arch, ElaResNetConfig};
 use ela_train::backend::{self, Backend};
@@ -32,6 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a ResNet (default: ELA ResNet-20 on the embedded MNIST sample, CPU backend).
+    #[command(allow_negative_numbers = true)]
     Train(Box<TrainConfig>),
     /// Print a model's block layout; the last line is `parameters: N`.
     Summary(ModelArgs),
@@ -166,7 +167,7 @@ struct ForwardArgs {
 }
 
 fn main() {
-    let args = match ela_train::config::expand(std::env::args().collect()) {
+    let args = match ela_train::config::expand(std::env::args().collect(), &Cli::command()) {
         Ok(args) => args,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -306,6 +307,10 @@ fn run_fetch(args: &FetchArgs) -> Result<()> {
             args.dataset
         ),
         (None, Some(from)) => {
+            ela_train::guard::refuse_input_inside_output(
+                ("--dir", &args.dir.join("imagenet")),
+                ("--from", from),
+            )?;
             let options = ela_train::ilsvrc::PrepareOptions {
                 subset: args.subset,
                 progress: true,
@@ -397,6 +402,10 @@ fn prune_plan(args: &PrunePlanArgs) -> Result<()> {
 }
 
 fn forward(args: &ForwardArgs) -> Result<()> {
+    ela_train::guard::refuse_overwriting_inputs(
+        ("--output", &args.output),
+        &[("--weights", &args.weights), ("--input", &args.input)],
+    )?;
     let device = backend::device(args.backend, 0)?;
     let mut model = args.model.config()?.init(&device)?;
     let report = model.load_safetensors(&args.weights, true)?;
@@ -440,6 +449,9 @@ fn forward(args: &ForwardArgs) -> Result<()> {
             model.in_channels()
         );
     }
+    model
+        .check_input(&shape)
+        .with_context(|| format!("{}: 'input'", args.input.display()))?;
     let values: Vec<f32> = view
         .data()
         .chunks_exact(4)

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
@@ -175,7 +175,7 @@ pub fn rows(experiments: &Path, table: &str) -> Result<(String, Vec<Row>)> {
 }
 
 #[derive(Parser)]
-#[command(name = "ela", args_override_self = true)]
+#[command(name = "ela", args_override_self = true, allow_negative_numbers = true)]
 struct OneRun {
     #[command(flatten)]
     config: TrainConfig,
@@ -189,16 +189,10 @@ pub fn run_config(
     backend: Backend,
     out: &Path,
 ) -> Result<TrainConfig> {
-    // `expand` places the file's flags after the program name and the subcommand.
-    let mut args = vec![
-        "ela".to_string(),
-        "train".into(),
-        "--config".into(),
-        row.config.display().to_string(),
-    ];
+    // The file's flags first, then the smoke settings and the seed (later flags win).
+    let mut args = vec!["ela".to_string()];
+    args.extend(crate::config::read(&row.config, &OneRun::command())?);
     let parse = |args: Vec<String>| -> Result<TrainConfig> {
-        let mut args = crate::config::expand(args)?;
-        args.remove(1);
         let parsed = OneRun::try_parse_from(&args)
             .with_context(|| format!("{} does not parse", row.config.display()))?;
         Ok(parsed.config)

@@ -4,11 +4,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::attention::AttentionRecord;
+use crate::lock::{RunLock, check_new_run_dir};
 
 /// Per-epoch attention maps of layer-attention (MRLA-B, ELA) runs.
 pub const ATTENTION_FILE: &str = "attention.json";
@@ -153,39 +155,37 @@ pub struct PruningRecord {
     pub final_mask: Vec<bool>,
 }
 
-/// The run directory and its files.
+/// The run directory and its files, owned by this process for as long as a clone of it lives
+/// (see [`crate::lock`]).
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
     metrics: Vec<EpochMetrics>,
     attention: Vec<AttentionRecord>,
+    lock: Arc<RunLock>,
 }
 
 impl RunDir {
-    /// Creates (or reuses, if empty) the directory; refuses one that already holds a run.
+    /// Creates (or reuses, if empty) the directory and takes its lock; refuses one that already
+    /// holds a run, one that holds files of anything else, and one that another process owns.
     pub fn create(root: &Path) -> Result<Self> {
-        if root.join("config.json").exists() {
-            anyhow::bail!(
-                "run directory {} already holds a run; choose another --out",
-                root.display()
-            );
-        }
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create run directory {}", root.display()))?;
-        let probe = root.join(".writable");
-        std::fs::write(&probe, b"")
-            .with_context(|| format!("run directory {} is not writable", root.display()))?;
-        std::fs::remove_file(&probe).ok();
+        check_new_run_dir(root)?;
+        let lock = RunLock::acquire(root)?;
+        // Another process may have started a run here between the check and the lock.
+        check_new_run_dir(root)?;
         Ok(Self {
             root: root.to_path_buf(),
             metrics: Vec::new(),
             attention: Vec::new(),
+            lock: Arc::new(lock),
         })
     }
 
-    /// Reopens a run directory to continue it with the metrics of its epochs so far (a resumed
-    /// run); `metrics.csv` and `attention.json` are rewritten with exactly these epochs.
-    pub fn reopen(root: &Path, metrics: Vec<EpochMetrics>) -> Result<Self> {
+    /// Reopens the run directory that `lock` owns to continue it with the metrics of its epochs
+    /// so far (a resumed run, or none for a run started again); `metrics.csv` and
+    /// `attention.json` are rewritten with exactly these epochs.
+    pub fn reopen(lock: RunLock, metrics: Vec<EpochMetrics>) -> Result<Self> {
+        let root = lock.root().to_path_buf();
         if !root.join("config.json").exists() {
             anyhow::bail!("{} holds no run (no config.json)", root.display());
         }
@@ -198,9 +198,10 @@ impl RunDir {
         };
         attention.retain(|a| a.epoch <= last);
         let run = Self {
-            root: root.to_path_buf(),
+            root,
             metrics,
             attention,
+            lock: Arc::new(lock),
         };
         run.write_metrics()?;
         if path.exists() {
@@ -218,6 +219,11 @@ impl RunDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// The directory's lock, to keep it owned after this value is gone.
+    pub fn lock(&self) -> Arc<RunLock> {
+        self.lock.clone()
     }
 
     /// Path of a file in the run directory.
@@ -366,7 +372,8 @@ mod tests {
             err.contains("cannot create run directory") && err.contains("a-file/run"),
             "{err}"
         );
-        let err = format!("{:#}", RunDir::reopen(dir.path(), Vec::new()).unwrap_err());
+        let lock = RunLock::acquire(dir.path()).unwrap();
+        let err = format!("{:#}", RunDir::reopen(lock, Vec::new()).unwrap_err());
         assert!(err.contains("holds no run"), "{err}");
     }
 }

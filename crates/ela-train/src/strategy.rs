@@ -60,6 +60,18 @@ pub struct StrategyState {
     pub error: Option<String>,
     window_sum: Vec<f64>,
     window_batches: usize,
+    /// Wall seconds of the run's earlier processes (a resumed run), up to their last checkpoint.
+    seconds_before: f64,
+    /// When this process started the run.
+    started: Instant,
+}
+
+impl StrategyState {
+    /// Wall seconds of the whole run so far: this process's, plus those of the processes before
+    /// a resume, up to the checkpoint it resumed from.
+    pub fn total_seconds(&self) -> f64 {
+        self.seconds_before + self.started.elapsed().as_secs_f64()
+    }
 }
 
 /// The learning strategy; see the module docs.
@@ -98,6 +110,8 @@ impl PruningStrategy {
             error: None,
             window_sum,
             window_batches,
+            seconds_before: resumed.map_or(0.0, |r| r.elapsed_seconds),
+            started: Instant::now(),
         }));
         let strategy = Self {
             device,
@@ -108,6 +122,13 @@ impl PruningStrategy {
             checkpoints,
         };
         (strategy, state)
+    }
+
+    /// Counts the run's time from `started` (when the process began it) rather than from the
+    /// strategy's creation.
+    pub fn with_start(self, started: Instant) -> Self {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).started = started;
+        self
     }
 
     /// Trains data-parallel on `devices` (autodiff devices; the first is the strategy's
@@ -375,13 +396,13 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 let reason = format!(
                     "the training loss became NaN or infinite at epoch {epoch}, step {} \
                      (learning rate {lr:.4}); nothing of this epoch was saved, the last good \
-                     checkpoint is {}. Resume from it with a lower learning rate: \
+                     checkpoint is {}. Continue with a lower learning rate: \
                      `cargo xtask train --resume {} --lr <lower>`",
                     bad_step as usize,
                     if epoch > 1 {
                         format!("epoch {}", epoch - 1)
                     } else {
-                        "none (it diverged in epoch 1: start again with a lower --lr)".into()
+                        "none: --resume starts the run again from epoch 1".into()
                     },
                     state.run.path().display()
                 );
@@ -495,6 +516,7 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 window_batches: state.window_batches,
                 pruning: state.pruning.clone(),
                 metrics: state.run.metrics().to_vec(),
+                elapsed_seconds: state.total_seconds(),
             };
             if let Err(err) = save_state(&self.checkpoints, &training_state) {
                 let reason = format!("checkpoint after epoch {epoch}: {err:#}");
@@ -551,7 +573,13 @@ fn decide(
         .iter()
         .map(Option::is_some)
         .collect();
-    let batches = state.window_batches.max(1) as f64;
+    if state.window_batches == 0 {
+        anyhow::bail!(
+            "no training batch was scored in pruning window {window}: there are no KL scores to \
+             decide from"
+        );
+    }
+    let batches = state.window_batches as f64;
     let scores: Vec<Option<f64>> = state
         .window_sum
         .iter()

@@ -27,6 +27,7 @@ use crate::data::{
     EpochClock, EpochShuffled, ImageBatcher, ImageItem, Mnist, Normalization, Splits,
 };
 use crate::imagenet::{self, FolderIndex, ImageFolderSet};
+use crate::lock::RunLock;
 use crate::lr::{EpochSchedule, ScheduleKind};
 use crate::model::{ElaClassifier, ScoreProbe};
 use crate::renderer::BarRenderer;
@@ -349,6 +350,48 @@ impl PruneArgs {
         })
     }
 
+    /// Checks every pruning value, whichever method and attention will use it: the EBQM shapes,
+    /// threshold and quantile (with `preset`'s defaults for unset ones), the mappings'
+    /// parameters, `--k`, `--kl-eps` and the windows of a run of `epochs`.
+    pub fn validate(&self, epochs: usize, preset: SchedulePreset) -> Result<()> {
+        let d = match preset {
+            SchedulePreset::Cifar => EbqmParams::cifar(),
+            SchedulePreset::Imagenet => EbqmParams::imagenet(),
+            SchedulePreset::Coco => EbqmParams::coco(),
+        };
+        EbqmParams::new(
+            self.alpha.unwrap_or(d.alpha),
+            self.beta.unwrap_or(d.beta),
+            self.tau.unwrap_or(d.tau),
+            self.quantile.unwrap_or(d.quantile),
+        )?;
+        let (shape, scale) = (
+            self.gamma_shape.unwrap_or(Mapping::DEFAULT_GAMMA_SHAPE),
+            self.gamma_scale.unwrap_or(Mapping::DEFAULT_GAMMA_SCALE),
+        );
+        Mapping::Gamma { shape, scale }
+            .checked()
+            .context("--gamma-shape/--gamma-scale")?;
+        Mapping::Exponential {
+            rate: self.rate.unwrap_or(Mapping::DEFAULT_EXPONENTIAL_RATE),
+        }
+        .checked()
+        .context("--rate")?;
+        if self.k == 0 {
+            bail!("--k must be at least 1 (blocks per decision of the fixed method)");
+        }
+        if !(self.kl_eps.is_finite() && self.kl_eps > 0.0 && self.kl_eps < 1.0) {
+            bail!(
+                "--kl-eps must be a number in (0, 1) (the padding of the predecessor's \
+                 distribution), got {}",
+                self.kl_eps
+            );
+        }
+        self.method_for(preset)?;
+        self.schedule(epochs, preset)?;
+        Ok(())
+    }
+
     /// The checked schedule for a run of `epochs`; without --windows, `preset`'s windows
     /// scaled to the run.
     pub fn schedule(&self, epochs: usize, preset: SchedulePreset) -> Result<PruningSchedule> {
@@ -497,6 +540,28 @@ pub struct TrainConfig {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub prune: PruneArgs,
+    /// Read flags from a TOML file (`depth = 56` is `--depth 56`; `[paper]` is metadata); may be
+    /// given several times: a later file wins over an earlier one, and flags on the command
+    /// line win over every file. A key without a flag is an error naming the file and the key.
+    #[arg(long = "config", value_name = "FILE.toml")]
+    #[serde(skip)]
+    pub config_files: Vec<PathBuf>,
+    /// What `--resume DIR --lr X` changed, in order, with the epoch each change took effect
+    /// (kept in `config.json`, so that a later resume keeps them).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume_overrides: Vec<ResumeOverride>,
+}
+
+/// A setting replaced when a run was resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeOverride {
+    /// The first epoch trained with the new value (1-based).
+    pub from_epoch: usize,
+    /// The new base learning rate.
+    pub lr: f64,
+    /// The base learning rate before.
+    pub previous_lr: f64,
 }
 
 /// What a finished run reports.
@@ -520,8 +585,12 @@ pub struct RunSummary {
     pub skipped: Vec<usize>,
     /// Seconds per epoch (training split), per epoch.
     pub train_seconds: Vec<f64>,
-    /// Total wall seconds.
+    /// Total wall seconds of the run, over every process that trained it (a resumed run counts
+    /// its earlier processes up to the checkpoint it resumed from).
     pub total_seconds: f64,
+    /// What resumes changed (`--resume DIR --lr X`), with the epoch each took effect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume_overrides: Vec<ResumeOverride>,
     /// The run's `report.md`, when it could be drawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<PathBuf>,
@@ -714,6 +783,12 @@ impl TrainConfig {
         if self.workers == Some(0) {
             bail!("--workers must be at least 1");
         }
+        let flag = if self.devices.is_empty() {
+            "--device"
+        } else {
+            "--devices"
+        };
+        backend::check_device_indices(self.backend, &self.device_indices(), flag)?;
         let n = self.device_indices().len();
         if !self.resolved_batch_size().is_multiple_of(n) {
             bail!(
@@ -724,16 +799,17 @@ impl TrainConfig {
         self.resolved_arch()
             .stages(self.resolved_depth())
             .context("--depth")?;
+        // The model's own options (--dim-per-head, --deep-stem, …), before any data is read.
+        self.model_config(1, 1).check().context("model options")?;
         if let Some(path) = &self.pretrained
             && !path.is_file()
         {
             bail!("--pretrained: {} is not a file", path.display());
         }
-        if self.attention == Method::Ela {
-            let preset = self.dataset.prune_preset();
-            self.prune.method_for(preset)?;
-            self.prune.schedule(self.resolved_epochs(), preset)?;
-        }
+        // Every pruning value, also where the attention does not prune: a value that would fail
+        // at the first decision, or means nothing, is refused before any work.
+        self.prune
+            .validate(self.resolved_epochs(), self.dataset.prune_preset())?;
         if self.limit_train == Some(0) || self.limit_test == Some(0) {
             bail!("--limit-train/--limit-test must be at least 1");
         }
@@ -742,10 +818,14 @@ impl TrainConfig {
 }
 
 /// Loads `--pretrained` weights, with a new head when the file's has another number of classes,
-/// and prints what was applied.
-fn load_pretrained(net: &mut ela_model::ElaResNet, path: &Path) -> Result<()> {
+/// and prints what was applied. The file's skip flags (a pruned ELA model's) are applied only to
+/// an ELA run (`ela`), and said so; any other run starts with every block active.
+fn load_pretrained(net: &mut ela_model::ElaResNet, path: &Path, ela: bool) -> Result<()> {
     use ela_model::weights::LoadOptions;
-    let full = LoadOptions::default();
+    let full = LoadOptions {
+        ignore_skip_flags: !ela,
+        ..LoadOptions::default()
+    };
     let (report, new_head) = match net.load_checkpoint(path, &full) {
         Ok(report) => (report, false),
         Err(first) => {
@@ -776,6 +856,26 @@ fn load_pretrained(net: &mut ela_model::ElaResNet, path: &Path) -> Result<()> {
             String::new()
         }
     );
+    let skipped: Vec<usize> = report
+        .skip_flags
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, &s)| s.then_some(i))
+        .collect();
+    if !skipped.is_empty() {
+        if ela {
+            println!(
+                "pretrained: the file's skip flags are applied: blocks {skipped:?} are skipped \
+                 from the start"
+            );
+        } else {
+            println!(
+                "pretrained: the file's skip flags (blocks {skipped:?}) are not applied: this is \
+                 not an ELA run, every block attends"
+            );
+        }
+    }
     if !report.missing.is_empty() {
         println!(
             "pretrained: not in the file, left as initialized: {}",
@@ -874,13 +974,16 @@ pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
         if let Some(n) = config.limit_test {
             test = test.evenly_spaced(n);
         }
+        let source = dir.display().to_string();
+        check_split(&source, "training", train.len())?;
+        check_split(&source, "test", test.len())?;
         return Ok(RunData {
             num_classes: train.num_classes,
             train: Arc::new(train),
             test: Arc::new(test),
             shape: [3, imagenet::CROP, imagenet::CROP],
             normalization: imagenet::normalization(),
-            source: dir.display().to_string(),
+            source,
         });
     }
     let data = load_dataset(config.dataset, config.data_dir.as_deref())?;
@@ -901,6 +1004,21 @@ pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
         (None, DatasetName::Mnist) => "embedded sample".to_string(),
         (None, other) => default_data_dir(other).display().to_string(),
     };
+    check_split(&source, "training", train_set.len())?;
+    check_split(&source, "test", test_set.len())?;
+    let shape = |s: &crate::data::ImageSet| [s.channels, s.height, s.width];
+    if shape(&data.train) != shape(&data.test) || data.train.num_classes != data.test.num_classes {
+        let [(c, h, w), (tc, th, tw)] =
+            [&data.train, &data.test].map(|s| (s.channels, s.height, s.width));
+        bail!(
+            "{} in {source}: the splits disagree: training images are {h}x{w} with {c} \
+             channel(s) and {} classes, test images {th}x{tw} with {tc} channel(s) and {} \
+             classes",
+            config.dataset.name(),
+            data.train.num_classes,
+            data.test.num_classes
+        );
+    }
     Ok(RunData {
         shape: [train_set.channels, train_set.height, train_set.width],
         num_classes: train_set.num_classes,
@@ -917,6 +1035,15 @@ pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
         normalization,
         source,
     })
+}
+
+/// Refuses an empty split: a run with no training image would "train" on nothing and a run with
+/// no test image would report made-up accuracies.
+fn check_split(source: &str, split: &str, len: usize) -> Result<()> {
+    if len == 0 {
+        bail!("the {split} split of {source} holds no image: a run needs both splits non-empty");
+    }
+    Ok(())
 }
 
 /// Module paths of `module`'s 1-D parameters: BN scales and shifts, and biases.
@@ -977,15 +1104,20 @@ pub fn sgd(
 /// Trains one model as configured and writes its run directory.
 pub fn train(config: &TrainConfig) -> Result<RunSummary> {
     let config = &config.with_model_resolved()?;
-    run_training(config, false)
+    run_training(config, None)
 }
 
 /// Continues the run in `dir` from its newest complete checkpoint, with the configuration in its
 /// `config.json`: same model, optimizer state, learning-rate schedule, skip mask, pending KL
-/// window sums and data order as if it had never stopped.
+/// window sums and data order as if it had never stopped. A run that stopped before its first
+/// checkpoint was complete starts again from its first epoch, with the same configuration.
 ///
 /// `lr` replaces the base learning rate (after a divergence); the schedule keeps its position.
+/// The change is recorded in `config.json` with the epoch it takes effect from, so a later
+/// resume keeps it, and in `summary.json` and the report.
 pub fn resume(dir: &Path, lr: Option<f64>) -> Result<RunSummary> {
+    // The directory is ours before anything in it is read.
+    let lock = RunLock::acquire_existing(dir)?;
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("--resume: cannot read {}", path.display()))?;
@@ -993,13 +1125,17 @@ pub fn resume(dir: &Path, lr: Option<f64>) -> Result<RunSummary> {
         .with_context(|| format!("--resume: {} is not a run configuration", path.display()))?;
     config.out = Some(dir.to_path_buf());
     if let Some(lr) = lr {
-        println!(
-            "resuming with base learning rate {lr} (was {})",
-            config.resolved_lr()
-        );
+        let previous = config.resolved_lr();
+        let from_epoch = latest_complete(&checkpoint_dir(dir)).map_or(1, |k| k + 1);
+        println!("resuming with base learning rate {lr} from epoch {from_epoch} (was {previous})");
         config.lr = Some(lr);
+        config.resume_overrides.push(ResumeOverride {
+            from_epoch,
+            lr,
+            previous_lr: previous,
+        });
     }
-    run_training(&config, true)
+    run_training(&config, Some(lock))
 }
 
 /// The run directory's checkpoint folder.
@@ -1007,7 +1143,9 @@ pub fn checkpoint_dir(run: &Path) -> PathBuf {
     run.join("checkpoint")
 }
 
-fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
+/// Trains `config`'s run: a new one, or with `resuming` (the lock of its directory) the run in
+/// `config.out`, from its newest complete checkpoint or, without one, from its first epoch.
+fn run_training(config: &TrainConfig, resuming: Option<RunLock>) -> Result<RunSummary> {
     config.validate()?;
     let started = Instant::now();
     let out = config.out.clone().unwrap_or_else(|| {
@@ -1044,32 +1182,50 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         workers.push(d.autodiff());
     }
     let n_devices = workers.len();
+    if data.train.len() < n_devices {
+        bail!(
+            "{} training image(s) cannot be shared by {n_devices} data-parallel devices",
+            data.train.len()
+        );
+    }
     // With several devices, each takes its share of the global batch.
     let device_batch = config.resolved_batch_size() / n_devices;
     let checkpoints = checkpoint_dir(&out);
-    let resumed = if resuming {
-        let k = latest_complete(&checkpoints).with_context(|| {
-            format!(
-                "--resume: {} holds no complete checkpoint (none was finished before the run \
-                 stopped); start the run again",
-                checkpoints.display()
-            )
-        })?;
-        if k >= epochs {
-            bail!(
-                "--resume: {} already finished all {epochs} epochs",
-                out.display()
-            );
+    let resumed = match &resuming {
+        Some(lock) => {
+            let removed = lock.remove_stale_temporaries()?;
+            if removed > 0 {
+                println!("removed {removed} unfinished temporary file(s) of the stopped run");
+            }
+            match latest_complete(&checkpoints) {
+                Some(k) if k >= epochs => bail!(
+                    "--resume: {} already finished all {epochs} epochs",
+                    out.display()
+                ),
+                Some(k) => {
+                    verify_records(&checkpoints, k)?;
+                    Some(load_state(&checkpoints, k)?)
+                }
+                None => {
+                    println!(
+                        "--resume: {} holds no complete checkpoint (the run stopped during its \
+                         first epoch): starting it again from epoch 1 with its configuration",
+                        out.display()
+                    );
+                    None
+                }
+            }
         }
-        verify_records(&checkpoints, k)?;
-        Some(load_state(&checkpoints, k)?)
-    } else {
-        None
+        None => None,
     };
-    let run = match &resumed {
-        Some(state) => RunDir::reopen(&out, state.metrics.clone())?,
-        None => RunDir::create(&out)?,
+    // A run started again writes its files anew, as a new run would.
+    let fresh = resumed.is_none();
+    let run = match (resuming, &resumed) {
+        (Some(lock), Some(state)) => RunDir::reopen(lock, state.metrics.clone())?,
+        (Some(lock), None) => RunDir::reopen(lock, Vec::new())?,
+        (None, _) => RunDir::create(&out)?,
     };
+    let _owned = run.lock();
     std::fs::create_dir_all(&checkpoints)
         .with_context(|| format!("cannot create {}", checkpoints.display()))?;
     let RunData {
@@ -1084,7 +1240,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     device.seed(config.seed);
     let mut net = config.model_config(num_classes, shape[0]).init(&device)?;
     if let (Some(path), None) = (&config.pretrained, &resumed) {
-        load_pretrained(&mut net, path)?;
+        load_pretrained(&mut net, path, config.attention == Method::Ela)?;
     }
     if let Some(state) = &resumed {
         net.set_skip_flags(&state.skip_flags)
@@ -1149,7 +1305,8 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
     resolved["decay_norm_and_bias"] = serde_json::json!(config.resolved_decay_norm_and_bias());
     resolved["workers"] = serde_json::json!(config.resolved_workers());
     resolved["git_revision"] = serde_json::json!(revision);
-    if !resuming {
+    // A new run's configuration; a resume rewrites it only to record what it changed.
+    if fresh || !config.resume_overrides.is_empty() {
         write_json(&run.file("config.json"), &resolved)?;
     }
 
@@ -1164,7 +1321,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         final_mask: vec![false; layout.num_blocks()],
     });
     if let Some(rec) = &pruning
-        && !resuming
+        && fresh
     {
         write_json(&run.file("pruning.json"), rec)?;
     }
@@ -1260,7 +1417,7 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         checkpoints.clone(),
         resumed.as_ref(),
     );
-    let strategy = strategy.with_workers(workers);
+    let strategy = strategy.with_workers(workers).with_start(started);
     let mut training = SupervisedTraining::new(run_path.join("burn"), loader_train, loader_test)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
         .num_epochs(epochs)
@@ -1308,7 +1465,8 @@ fn run_training(config: &TrainConfig, resuming: bool) -> Result<RunSummary> {
         test_loss: last.test_loss,
         skipped,
         train_seconds: metrics.iter().map(|m| m.train_seconds).collect(),
-        total_seconds: started.elapsed().as_secs_f64(),
+        total_seconds: state.total_seconds(),
+        resume_overrides: config.resume_overrides.clone(),
         report: None,
     };
     write_json(&run_path.join("summary.json"), &summary)?;

@@ -270,7 +270,43 @@ top1 = 1.0
     assert!(!ok && err.contains("depth 22"), "the flag wins: {err}");
     std::fs::write(&file, "no_such_flag = 3\n").unwrap();
     let (ok, _, err) = ela(&["train", "--config", file.to_str().unwrap()]);
-    assert!(!ok && err.contains("--no-such-flag"), "{err}");
+    assert!(
+        !ok && err.contains("run.toml: unknown key `no_such_flag`"),
+        "the file and the key are named: {err}"
+    );
+    // A negative number is a value, named with its file and key when its flag rejects it, and
+    // reaches validation when the flag takes it.
+    std::fs::write(&file, "epochs = -3\n").unwrap();
+    let (ok, _, err) = ela(&["train", "--config", file.to_str().unwrap()]);
+    assert!(!ok && err.contains("run.toml: key `epochs`"), "{err}");
+    std::fs::write(&file, "lr = -3\n").unwrap();
+    let (ok, _, err) = ela(&["train", "--config", file.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("--lr must be a positive number"),
+        "{err}"
+    );
+    // Two files: the later one wins; the command line wins over both.
+    let second = dir.path().join("second.toml");
+    std::fs::write(&file, "depth = 21\n").unwrap();
+    std::fs::write(&second, "depth = 23\n").unwrap();
+    let two = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--config",
+            file.to_str().unwrap(),
+            "--config",
+            second.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ela(&args)
+    };
+    let (ok, _, err) = two(&[]);
+    assert!(!ok && err.contains("depth 23"), "{err}");
+    let (ok, _, err) = two(&["--depth", "24"]);
+    assert!(!ok && err.contains("depth 24"), "{err}");
+    // `train --help` lists --config.
+    let (ok, help, _) = ela(&["train", "--help"]);
+    assert!(ok && help.contains("--config <FILE.toml>"), "{help}");
     assert!(!out.exists());
 }
 

@@ -57,6 +57,7 @@ fn finish(dir: &Path, seed: u64, acc: f64, skipped: Vec<usize>) {
         skipped,
         train_seconds: vec![2.0, 4.0],
         total_seconds: 7.0,
+        resume_overrides: Vec::new(),
         report: None,
     };
     ela_train::run::write_json(&dir.join("summary.json"), &s).unwrap();
