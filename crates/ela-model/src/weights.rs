@@ -134,16 +134,21 @@ pub struct LoadReport {
     pub skip_flags: Option<Vec<bool>>,
 }
 
-/// The names and shapes of a safetensors file's tensors, from its header.
-fn safetensors_shapes(path: &Path) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
+/// The header of the safetensors file at `path`: tensor names, shapes and the metadata.
+fn read_header(path: &Path) -> Result<safetensors::tensor::Metadata, ModelError> {
     let err = |reason: String| ModelError::Weights {
         path: path.to_path_buf(),
         reason,
     };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
-    Ok(meta
+    Ok(header)
+}
+
+/// The names and shapes of a safetensors file's tensors, from its header.
+fn safetensors_shapes(path: &Path) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
+    Ok(read_header(path)?
         .tensors()
         .into_iter()
         .map(|(name, info)| (name, info.shape.clone()))
@@ -160,7 +165,11 @@ fn cast_floats<M: Module>(module: M, dtype: DType) -> M {
             if param.val().dtype() == dtype {
                 param
             } else {
-                param.map(|t| t.cast(dtype))
+                // A new leaf: the cast itself is no step of any later gradient.
+                param.map(|t| {
+                    let tracked = t.is_require_grad();
+                    t.cast(dtype).detach().set_require_grad(tracked)
+                })
             }
         }
     }
@@ -169,14 +178,7 @@ fn cast_floats<M: Module>(module: M, dtype: DType) -> M {
 
 /// Reads the metadata of a safetensors file without loading its tensors.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ModelError> {
-    let err = |reason: String| ModelError::Weights {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
-    Ok(meta.metadata().clone().unwrap_or_default())
+    Ok(read_header(path)?.metadata().clone().unwrap_or_default())
 }
 
 impl ElaResNet {

@@ -136,6 +136,12 @@ impl BenchConfig {
         if self.depths.is_empty() {
             bail!("--depths: give at least one depth, e.g. 20,56,110");
         }
+        if self.input().contains(&0) {
+            bail!(
+                "--input {:?}: channels, height and width must be at least 1",
+                self.input()
+            );
+        }
         if self.skip.is_some() && self.depths.len() > 1 {
             bail!(
                 "--skip names blocks of one model; with --depths {:?} give one depth, or leave \

@@ -45,27 +45,23 @@ impl RunLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                let holder = match holder.trim() {
-                    "" => String::new(),
-                    pid => format!(" (process {pid})"),
-                };
                 bail!(
-                    "run directory {} is in use by another ela process{holder}: two runs in one \
+                    "run directory {} is in use by another ela process{}: two runs in one \
                      directory would mix their checkpoints. Wait for it to end, or choose \
                      another --out",
-                    root.display()
+                    root.display(),
+                    holder_of(&path)
                 );
             }
             Err(TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
             }
         }
-        // The holder's process id, for the message of a process that is refused.
+        // The holder's process id, for the message of a process that is refused: a note, not
+        // a record (on a full disk the run's first real write names the failure).
         file.set_len(0)
             .and_then(|_| writeln!(file, "{}", std::process::id()))
-            .and_then(|_| file.sync_all())
-            .with_context(|| format!("run directory {} is not writable", root.display()))?;
+            .ok();
         Ok(Self {
             _file: file,
             root: root.to_path_buf(),
@@ -119,10 +115,41 @@ impl RunLock {
     }
 }
 
+/// " (process N)" from the lock file at `path`, or nothing.
+fn holder_of(path: &Path) -> String {
+    match std::fs::read_to_string(path).unwrap_or_default().trim() {
+        "" => String::new(),
+        pid => format!(" (process {pid})"),
+    }
+}
+
+/// Whether another process holds `root`'s lock (without creating the lock file): its
+/// " (process N)" note, or `None`.
+fn holder(root: &Path) -> Option<String> {
+    let path = root.join(LOCK_FILE);
+    let file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
+    match file.try_lock() {
+        Err(TryLockError::WouldBlock) => Some(holder_of(&path)),
+        _ => None,
+    }
+}
+
 /// Refuses `root` for a new run unless it is missing, empty, or holds only what a start of
 /// `ela` that stopped before writing `config.json` leaves (the lock file, an empty
 /// `checkpoint/`). A folder holding a run is named as one, with how to continue it.
 pub fn check_new_run_dir(root: &Path) -> Result<()> {
+    if let Some(holder) = holder(root) {
+        bail!(
+            "run directory {} is in use by another ela process{holder}: two runs in one \
+             directory would mix their checkpoints. Wait for it to end, or choose another --out",
+            root.display()
+        );
+    }
+    check_contents(root)
+}
+
+/// [`check_new_run_dir`] without the lock: what the folder holds.
+pub fn check_contents(root: &Path) -> Result<()> {
     if root.join("config.json").exists() {
         bail!(
             "run directory {} already holds a run; choose another --out, or continue it with \

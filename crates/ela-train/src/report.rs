@@ -302,6 +302,18 @@ pub fn write_report(runs: &[Run], out: &Path) -> Result<Report> {
             run.setting("skip_mode"),
         )
         .ok();
+        for change in run.config["resume_overrides"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            writeln!(
+                md,
+                "Resumed with base learning rate {} from epoch {} (was {}).\n",
+                change["lr"], change["from_epoch"], change["previous_lr"]
+            )
+            .ok();
+        }
         if run.metrics.is_empty() {
             md.push_str("No epoch finished.\n\n");
         } else {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::attention::AttentionRecord;
-use crate::lock::{RunLock, check_new_run_dir};
+use crate::lock::{RunLock, check_contents, check_new_run_dir};
 
 /// Per-epoch attention maps of layer-attention (MRLA-B, ELA) runs.
 pub const ATTENTION_FILE: &str = "attention.json";
@@ -172,7 +172,7 @@ impl RunDir {
         check_new_run_dir(root)?;
         let lock = RunLock::acquire(root)?;
         // Another process may have started a run here between the check and the lock.
-        check_new_run_dir(root)?;
+        check_contents(root)?;
         Ok(Self {
             root: root.to_path_buf(),
             metrics: Vec::new(),
@@ -358,6 +358,10 @@ mod tests {
         assert_eq!(csv.lines().count(), 2);
         assert!(csv.lines().nth(1).unwrap().ends_with(",2,1;3"));
         write_json(&run.join("config.json"), &1).unwrap();
+        // While its owner lives the directory is busy; after, it is a run.
+        let err = RunDir::create(&run).unwrap_err().to_string();
+        assert!(err.contains("in use by another ela process"), "{err}");
+        drop(r);
         let err = RunDir::create(&run).unwrap_err().to_string();
         assert!(err.contains("already holds a run"), "{err}");
     }

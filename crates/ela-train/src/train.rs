@@ -783,12 +783,6 @@ impl TrainConfig {
         if self.workers == Some(0) {
             bail!("--workers must be at least 1");
         }
-        let flag = if self.devices.is_empty() {
-            "--device"
-        } else {
-            "--devices"
-        };
-        backend::check_device_indices(self.backend, &self.device_indices(), flag)?;
         let n = self.device_indices().len();
         if !self.resolved_batch_size().is_multiple_of(n) {
             bail!(
@@ -796,6 +790,12 @@ impl TrainConfig {
                 self.resolved_batch_size()
             );
         }
+        let flag = if self.devices.is_empty() {
+            "--device"
+        } else {
+            "--devices"
+        };
+        backend::check_device_indices(self.backend, &self.device_indices(), flag)?;
         self.resolved_arch()
             .stages(self.resolved_depth())
             .context("--depth")?;

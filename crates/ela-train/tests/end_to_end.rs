@@ -181,6 +181,20 @@ fn invalid_flags_are_rejected_before_any_work() {
         (vec!["--windows", "1-9", "--epochs", "4"], "window"),
         (vec!["--epochs", "0"], "--epochs"),
         (vec!["--lr=-1"], "--lr"),
+        // Values that would fail only at the first pruning step, or mean nothing, whatever the
+        // attention.
+        (vec!["--kl-eps=-1"], "--kl-eps"),
+        (vec!["--kl-eps", "nan"], "--kl-eps"),
+        (vec!["--attention", "none", "--kl-eps", "nan"], "--kl-eps"),
+        (vec!["--attention", "mrla-b", "--tau", "2"], "tau"),
+        (vec!["--gamma-shape", "0"], "gamma"),
+        (vec!["--rate", "nan"], "rate"),
+        (vec!["--k", "0"], "--k"),
+        (vec!["--momentum", "nan"], "--momentum"),
+        (vec!["--label-smoothing", "nan"], "--label-smoothing"),
+        (vec!["--weight-decay", "inf"], "--weight-decay"),
+        (vec!["--dim-per-head", "7"], "dim_per_head"),
+        (vec!["--devices", "0,0"], "given twice"),
     ] {
         let mut all = args.clone();
         all.extend(["--out", out_str]);

@@ -151,6 +151,19 @@ fn a_killed_run_resumes_to_the_same_result() {
     }
     let differing = differing_tensors(&whole, &broken);
     assert!(differing.is_empty(), "weights differ: {differing:?}");
+    // The run's time counts both processes: at least every epoch's seconds, epoch 1 (trained by
+    // the killed process) included.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(broken.join("summary.json")).unwrap())
+            .unwrap();
+    let epochs: f64 = std::fs::read_to_string(broken.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(7).unwrap().parse::<f64>().unwrap())
+        .sum();
+    let total = summary["total_seconds"].as_f64().unwrap();
+    assert!(total >= epochs, "total {total} s < the epochs' {epochs} s");
 
     // A finished run has nothing to resume; a directory without checkpoints neither.
     let out = ela()
@@ -162,18 +175,15 @@ fn a_killed_run_resumes_to_the_same_result() {
         !out.status.success() && err.contains("already finished"),
         "{err}"
     );
+    // A run that stopped before its first checkpoint starts again from epoch 1 with its own
+    // configuration, and ends where the uninterrupted run ends.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     std::fs::copy(whole.join("config.json"), empty.join("config.json")).unwrap();
-    let out = ela()
-        .args(["train", "--resume", empty.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("no complete checkpoint"),
-        "{err}"
-    );
+    run_to_end(&["train", "--resume", empty.to_str().unwrap()]);
+    assert_eq!(metrics(&empty), metrics(&whole));
+    let differing = differing_tensors(&whole, &empty);
+    assert!(differing.is_empty(), "weights differ: {differing:?}");
 }
 
 /// A diverging run stops at the first non-finite loss, names the epoch and step, saves nothing
@@ -207,7 +217,9 @@ fn divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint() {
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(!result.status.success(), "{err}");
     assert!(
-        err.contains("NaN or infinite at epoch 1, step") && err.contains("lower --lr"),
+        err.contains("NaN or infinite at epoch 1, step")
+            && err.contains("--resume starts the run again from epoch 1")
+            && err.contains("--lr <lower>"),
         "{err}"
     );
     assert_eq!(latest_complete(&checkpoint_dir(&out)), None);
