@@ -11,6 +11,8 @@
 //! - [`imagenet`]: the ImageNet image-folder dataset with its decoding and augmentation.
 //! - [`mat`]: a MATLAB level-5 MAT-file reader (the ILSVRC2012 devkit's `meta.mat`).
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
+//! - [`pruning`]: ELA's pruning step for any prunable model: probe, on-device score sums,
+//!   windows, decisions, records.
 //! - [`strategy`]: the custom learning strategy that is ELA's pruning step.
 //! - [`guard`]: no command writes over one of its inputs.
 //! - [`fuzzing`]: the parsers' properties checked by the fuzz targets and their corpus.
@@ -37,6 +39,7 @@ pub mod lock;
 pub mod lr;
 pub mod mat;
 pub mod model;
+pub mod pruning;
 pub mod renderer;
 pub mod report;
 pub mod reproduce;

@@ -1,49 +1,15 @@
 //! The training wrapper around [`ElaResNet`]: Burn's train and inference steps, and the probe
 //! that turns each training forward pass's attention weights into per-block KL scores.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::FloatDType;
 use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burn_std::ExecutionError;
 use ela_model::ElaResNet;
-use ela_prune::{KlDirection, SkipMask, StageLayout, kl::block_scores};
 
 use crate::data::ImageBatch;
-
-/// Settings of the redundancy-score probe (SPEC §3.1).
-#[derive(Debug, Clone)]
-pub struct ScoreProbe {
-    collect: Arc<AtomicBool>,
-    layout: StageLayout,
-    eps: f64,
-    direction: KlDirection,
-}
-
-impl ScoreProbe {
-    /// A probe for models of `layout`, initially off.
-    pub fn new(layout: StageLayout, eps: f64, direction: KlDirection) -> Self {
-        Self {
-            collect: Arc::new(AtomicBool::new(false)),
-            layout,
-            eps,
-            direction,
-        }
-    }
-
-    /// Switches score collection on (window epochs) or off (every other epoch pays nothing).
-    pub fn set_collecting(&self, on: bool) {
-        self.collect.store(on, Ordering::Relaxed);
-    }
-
-    fn collecting(&self) -> bool {
-        self.collect.load(Ordering::Relaxed)
-    }
-}
+use crate::pruning::ScoreProbe;
 
 /// An [`ElaResNet`] trained with cross-entropy.
 #[derive(Module, Debug)]
@@ -101,7 +67,7 @@ pub struct ElaTrainOutput {
     /// Loss, logits and targets.
     pub classification: ClassificationOutput,
     /// `[num_blocks]` scores off the autodiff graph (0 for unscored blocks), during windows.
-    pub scores: Option<(Tensor<1>, Vec<bool>)>,
+    pub scores: Option<Tensor<1>>,
 }
 
 impl ItemLazy for ElaTrainOutput {
@@ -138,16 +104,7 @@ impl TrainStep for ElaClassifier {
                 attention: Vec::new(),
             },
         };
-        let scores = probe.and_then(|p| {
-            let mask = SkipMask::from_flags(&p.layout, self.net.skip_flags()).ok()?;
-            let attention: Vec<Option<Tensor<4>>> = out
-                .attention
-                .into_iter()
-                // KL scores in f32 at any training precision: ε = 1e-8 underflows in f16.
-                .map(|a| a.map(|a| a.without_autodiff().cast(FloatDType::F32)))
-                .collect();
-            block_scores(&p.layout, &mask, &attention, p.eps, p.direction)
-        });
+        let scores = probe.and_then(|p| p.scores(self.net.skip_flags(), out.attention));
         let loss = self.loss(out.logits.clone(), batch.targets.clone());
         let item = ElaTrainOutput {
             classification: ClassificationOutput::new(loss.clone(), out.logits, batch.targets),

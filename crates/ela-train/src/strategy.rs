@@ -1,14 +1,16 @@
 //! The pruning learning strategy: Burn's single-device epoch loop, plus ELA's pruning step.
 //!
 //! Burn 0.22's learner has no callbacks; a custom [`SupervisedLearningStrategy`] is the hook.
-//! This one runs the same train/validate loop as Burn's default single-device strategy, and:
-//! - during window epochs switches the model's [`ScoreProbe`] on, so every training forward
-//!   pass also returns per-block KL scores, summed **on the device** (one read-back per epoch);
-//! - at a window's last epoch averages the scores over all the window's batches, decides with
-//!   ela-prune, and sets the model's shared skip flags in place: parameters, optimizer state
-//!   and learning-rate schedule carry on unchanged;
-//! - records per-epoch metrics (accumulated on the device too) and every decision in the run
-//!   directory.
+//! This one runs the same train/validate loop as Burn's default single-device strategy, and
+//! drives the task-agnostic [`PruningController`]:
+//! - before each epoch the controller switches the model's [`crate::pruning::ScoreProbe`] on in
+//!   window epochs, so every training forward pass also returns per-block KL scores, summed
+//!   **on the device** (one read-back per epoch);
+//! - after each epoch the controller takes its decision at a window's end and sets the model's
+//!   shared skip flags in place: parameters, optimizer state and learning-rate schedule carry
+//!   on unchanged;
+//! - the strategy records per-epoch metrics (accumulated on the device too) and every decision
+//!   in the run directory.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -25,41 +27,26 @@ use burn::train::{
     TrainingComponents, TrainingItem, ValidLoader,
 };
 use ela_model::AttentionKind;
-use ela_prune::{PruneMethod, PruningSchedule, SkipMask, StageLayout};
 
 use crate::attention::AttentionAccumulator;
 use crate::checkpoint::{TrainingState, save_state};
 use crate::data::EpochClock;
-use crate::model::{ElaClassifier, ElaTrainOutput, ScoreProbe};
-use crate::run::{BlockRecord, EpochMetrics, PruningRecord, RunDir, WindowRecord};
+use crate::model::{ElaClassifier, ElaTrainOutput};
+use crate::pruning::{PruningController, ScoreSums, WindowState};
+use crate::run::{EpochMetrics, RunDir};
 
 /// `first_bad`'s value while every loss of the epoch is finite.
 const NO_BAD_STEP: f64 = 1e9;
-
-/// ELA's pruning configuration for one run.
-#[derive(Debug, Clone)]
-pub struct Pruner {
-    /// Windows and decision epochs.
-    pub schedule: PruningSchedule,
-    /// How scores become decisions.
-    pub method: PruneMethod,
-    /// The model's block structure.
-    pub layout: StageLayout,
-    /// The probe shared with the model.
-    pub probe: ScoreProbe,
-}
 
 /// What the strategy leaves behind for the caller.
 #[derive(Debug)]
 pub struct StrategyState {
     /// The run directory with the metrics so far.
     pub run: RunDir,
-    /// Decisions so far (ELA runs only).
-    pub pruning: Option<PruningRecord>,
+    /// ELA's pruning step (ELA runs only), with its decisions so far.
+    pub pruning: Option<PruningController>,
     /// Why the strategy stopped training early, if it did.
     pub error: Option<String>,
-    window_sum: Vec<f64>,
-    window_batches: usize,
     /// Wall seconds of the run's earlier processes (a resumed run), up to their last checkpoint.
     seconds_before: f64,
     /// When this process started the run.
@@ -79,44 +66,41 @@ pub struct PruningStrategy {
     device: Device,
     /// Data-parallel workers' devices (the first is `device`); empty for one device.
     workers: Vec<Device>,
-    pruner: Option<Pruner>,
     state: Arc<Mutex<StrategyState>>,
     clock: EpochClock,
     checkpoints: std::path::PathBuf,
 }
 
 impl PruningStrategy {
-    /// A strategy training on `device` (an autodiff device); `pruner` is `None` for runs that
+    /// A strategy training on `device` (an autodiff device); `pruning` is `None` for runs that
     /// do not prune (plain, MRLA-B, MRLA-L). It sets `clock` to each epoch before its data is
     /// read, and writes its part of every checkpoint into `checkpoints`. `resumed` is the state
     /// a resumed run continues from.
     pub fn new(
         device: Device,
-        pruner: Option<Pruner>,
+        mut pruning: Option<PruningController>,
         run: RunDir,
-        pruning: Option<PruningRecord>,
         clock: EpochClock,
         checkpoints: std::path::PathBuf,
         resumed: Option<&TrainingState>,
     ) -> (Self, Arc<Mutex<StrategyState>>) {
-        let blocks = pruner.as_ref().map_or(0, |p| p.layout.num_blocks());
-        let (window_sum, window_batches) = match resumed {
-            Some(r) if r.window_sum.len() == blocks => (r.window_sum.clone(), r.window_batches),
-            _ => (vec![0.0; blocks], 0),
-        };
+        if let (Some(controller), Some(r)) = (pruning.as_mut(), resumed) {
+            let window = WindowState {
+                sum: r.window_sum.clone(),
+                batches: r.window_batches,
+            };
+            controller.restore(window, r.pruning.clone());
+        }
         let state = Arc::new(Mutex::new(StrategyState {
             run,
-            pruning: resumed.map_or(pruning, |r| r.pruning.clone()),
+            pruning,
             error: None,
-            window_sum,
-            window_batches,
             seconds_before: resumed.map_or(0.0, |r| r.elapsed_seconds),
             started: Instant::now(),
         }));
         let strategy = Self {
             device,
             workers: Vec::new(),
-            pruner,
             state: state.clone(),
             clock,
             checkpoints,
@@ -161,8 +145,7 @@ enum TrainFeed {
 struct TrainTotals {
     totals: SplitTotals,
     /// KL scores summed over the window batches.
-    scores: Option<Tensor<1>>,
-    batches: usize,
+    scores: ScoreSums,
     /// The first step whose loss was NaN or infinite (NO_BAD_STEP while there is none): tracked
     /// on the device, no read-back per step.
     first_bad: Option<Tensor<1>>,
@@ -172,8 +155,7 @@ impl TrainTotals {
     fn new() -> Self {
         Self {
             totals: SplitTotals::new(),
-            scores: None,
-            batches: 0,
+            scores: ScoreSums::new(),
             first_bad: None,
         }
     }
@@ -199,13 +181,8 @@ impl TrainTotals {
             Some(f) => f.min_pair(at),
             None => at,
         });
-        if let Some((s, _)) = item.scores.take() {
-            let s = s.to_device(device);
-            self.scores = Some(match self.scores.take() {
-                Some(acc) => acc + s,
-                None => s,
-            });
-            self.batches += 1;
+        if let Some(scores) = item.scores.take() {
+            self.scores.add(scores, device);
         }
     }
 }
@@ -305,12 +282,8 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 .enumerate()
                 .filter_map(|(i, &s)| s.then_some(i))
                 .collect();
-            let in_window = self
-                .pruner
-                .as_ref()
-                .is_some_and(|p| p.schedule.window_of(epoch).is_some());
-            if let Some(p) = &self.pruner {
-                p.probe.set_collecting(in_window);
+            if let Some(controller) = &state.pruning {
+                controller.start_epoch(epoch);
             }
 
             // Training split.
@@ -385,7 +358,6 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             let TrainTotals {
                 totals,
                 scores,
-                batches,
                 first_bad,
             } = sums;
             let (train_loss, train_acc) = totals.read();
@@ -457,23 +429,22 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             }
 
             // Pruning step.
-            if let Some(p) = &self.pruner {
-                if let Some(acc) = scores {
-                    let values: Vec<f32> = acc.into_data().try_to_vec::<f32>().unwrap_or_default();
-                    for (sum, v) in state.window_sum.iter_mut().zip(values) {
-                        *sum += v as f64;
+            let StrategyState { pruning, run, .. } = &mut *state;
+            if let Some(controller) = pruning.as_mut() {
+                let net = learner.model().net;
+                let decided = controller.end_epoch(epoch, scores, &net).and_then(|d| {
+                    if d.is_some() {
+                        crate::run::write_json(&run.file("pruning.json"), controller.record())?;
                     }
-                    state.window_batches += batches;
-                }
-                if let Some(w) = p.schedule.decision_at(epoch) {
-                    let window = p.schedule.windows()[w];
-                    match decide(p, &learner, &mut state, window) {
-                        Ok(line) => println!("{line}"),
-                        Err(err) => {
-                            let reason = format!("pruning step after epoch {epoch}: {err:#}");
-                            interrupter.stop(Some(&reason));
-                            state.error = Some(reason);
-                        }
+                    Ok(d)
+                });
+                match decided {
+                    Ok(Some(d)) => println!("{}", d.line()),
+                    Ok(None) => {}
+                    Err(err) => {
+                        let reason = format!("pruning step after epoch {epoch}: {err:#}");
+                        interrupter.stop(Some(&reason));
+                        state.error = Some(reason);
                     }
                 }
             }
@@ -512,9 +483,12 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
             let training_state = TrainingState {
                 epoch,
                 skip_flags: learner.model().net.skip_flags(),
-                window_sum: state.window_sum.clone(),
-                window_batches: state.window_batches,
-                pruning: state.pruning.clone(),
+                window_sum: state
+                    .pruning
+                    .as_ref()
+                    .map_or_else(Vec::new, |c| c.state().sum.clone()),
+                window_batches: state.pruning.as_ref().map_or(0, |c| c.state().batches),
+                pruning: state.pruning.as_ref().map(|c| c.record().clone()),
                 metrics: state.run.metrics().to_vec(),
                 elapsed_seconds: state.total_seconds(),
             };
@@ -525,8 +499,8 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 break;
             }
         }
-        if let Some(p) = &self.pruner {
-            p.probe.set_collecting(false);
+        if let Some(controller) = &state.pruning {
+            controller.stop();
         }
         (learner.model(), processor)
     }
@@ -556,81 +530,4 @@ fn each_batch<I>(
             break;
         }
     }
-}
-
-/// Takes one window's decision, applies it to the model, and records it.
-fn decide(
-    p: &Pruner,
-    learner: &Learner<ElaClassifier>,
-    state: &mut StrategyState,
-    window: ela_prune::Window,
-) -> anyhow::Result<String> {
-    let net = learner.model().net;
-    let mut mask = SkipMask::from_flags(&p.layout, net.skip_flags())?;
-    let scored: Vec<bool> = p
-        .layout
-        .active_predecessors(&mask)
-        .iter()
-        .map(Option::is_some)
-        .collect();
-    if state.window_batches == 0 {
-        anyhow::bail!(
-            "no training batch was scored in pruning window {window}: there are no KL scores to \
-             decide from"
-        );
-    }
-    let batches = state.window_batches as f64;
-    let scores: Vec<Option<f64>> = state
-        .window_sum
-        .iter()
-        .zip(&scored)
-        .map(|(&sum, &s)| s.then_some(sum / batches))
-        .collect();
-    let decision = p.method.decide(&scores)?;
-    mask.skip(&p.layout, &decision.skip)?;
-    net.set_skip_flags(mask.flags())?;
-    let blocks = (0..p.layout.num_blocks())
-        .map(|i| {
-            let (stage, position) = p.layout.locate(i).expect("block in layout");
-            BlockRecord {
-                index: i,
-                stage,
-                position,
-                kl: scores[i],
-                normalized: decision.normalized[i],
-                mapped: decision.mapped[i],
-                skip: decision.skip.contains(&i),
-                skipped_after: mask.is_skipped(i),
-            }
-        })
-        .collect();
-    let record = WindowRecord {
-        start: window.start,
-        end: window.end,
-        batches: state.window_batches,
-        quantile: decision.quantile,
-        blocks,
-        newly_skipped: decision.skip.clone(),
-        mask: mask.flags().to_vec(),
-    };
-    let shown: Vec<String> = scores
-        .iter()
-        .map(|s| s.map_or("-".into(), |v| format!("{v:.4}")))
-        .collect();
-    let line = format!(
-        "pruning window {window} ({} batches): KL [{}] -> skip {:?}; skipping {:?}",
-        state.window_batches,
-        shown.join(", "),
-        decision.skip,
-        mask.skipped_indices()
-    );
-    state.window_sum.iter_mut().for_each(|s| *s = 0.0);
-    state.window_batches = 0;
-    let path = state.run.file("pruning.json");
-    if let Some(rec) = state.pruning.as_mut() {
-        rec.windows.push(record);
-        rec.final_mask = mask.flags().to_vec();
-        crate::run::write_json(&path, rec)?;
-    }
-    Ok(line)
 }

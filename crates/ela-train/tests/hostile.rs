@@ -348,7 +348,9 @@ fn mnist_dir(dir: &Path, (train, train_side): (usize, usize), (test, test_side):
 fn bad_data_and_devices_stop_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never");
-    let cases: [(PathBuf, (usize, usize), (usize, usize), &str); 3] = [
+    // (folder, (training images, side), (test images, side), what the error says)
+    type Case<'a> = (PathBuf, (usize, usize), (usize, usize), &'a str);
+    let cases: [Case; 3] = [
         (
             dir.path().join("empty"),
             (0, 28),

@@ -1,0 +1,396 @@
+//! [`TrainConfig`]: every flag of `ela train`, with the values the dataset's recipe gives the
+//! flags left out, and the checks that run before any work.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use ela_model::{Arch, ElaResNetConfig, SkipMode};
+use serde::{Deserialize, Serialize};
+
+use super::options::{DatasetName, LrScheduleName, Method, PruneArgs};
+use crate::backend::{self, Backend, Precision};
+
+/// Everything a training run needs; written, resolved, to the run's `config.json`.
+///
+/// `--config FILE.toml` reads flags from a file (see [`crate::config`]); flags on the command line
+/// win.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
+pub struct TrainConfig {
+    /// Dataset.
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub dataset: DatasetName,
+    /// Directory with the dataset's files. Default: MNIST, the sample embedded in the binary;
+    /// CIFAR and ImageNet, `data/<dataset>` (where `cargo xtask fetch <dataset>` puts it).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Use only N training images: the first N (MNIST, CIFAR), or N spread evenly over the
+    /// class-sorted folder (ImageNet, so that every class stays in). Default: the dataset's
+    /// recipe (the MNIST sample: 2048, so that the default run takes a few minutes on a CPU;
+    /// CIFAR and ImageNet: all).
+    #[arg(long)]
+    pub limit_train: Option<usize>,
+    /// Use only N test images (chosen as for --limit-train).
+    #[arg(long)]
+    pub limit_test: Option<usize>,
+    /// A registered model, e.g. `cifar_resnet56_ela`, `resnet50_mrlab`, `resnet18` (see
+    /// `ela models`): sets --arch, --depth and --attention.
+    #[arg(long)]
+    #[serde(default)]
+    pub model: Option<String>,
+    /// ResNet family: cifar (the CIFAR bottleneck ResNet-(9n+2)) or imagenet (torchvision's
+    /// ResNet-18/34/50/101/152). Default: imagenet for --dataset imagenet, cifar otherwise.
+    #[arg(long)]
+    #[serde(default)]
+    pub arch: Option<Arch>,
+    /// ResNet depth: 9n + 2 for cifar (20, 56, 110, …); 18, 34, 50, 101 or 152 for imagenet.
+    /// Default: 20 for cifar, 50 for imagenet.
+    #[arg(long)]
+    #[serde(default)]
+    pub depth: Option<usize>,
+    /// Layer attention.
+    #[arg(long, value_enum, default_value = "ela")]
+    pub attention: Method,
+    /// Channels per attention head. Default: the official code's (32 for ImageNet MRLA-L, 16
+    /// otherwise).
+    #[arg(long)]
+    pub dim_per_head: Option<usize>,
+    /// ImageNet models: the official MRLA-B deep stem (three 3×3 convolutions) instead of the
+    /// 7×7 one. Default: deep for MRLA-B and ELA, as the official code.
+    #[arg(long)]
+    #[serde(default)]
+    pub deep_stem: Option<bool>,
+    /// Start from these weights: a PyTorch checkpoint (`.pth`, `.pth.tar`: torchvision's or the
+    /// official MRLA code's) or a safetensors file. A head of another number of classes is left
+    /// new (fine-tuning); missing and unused tensors are listed.
+    #[arg(long)]
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
+    /// What a skipped ELA block still computes: full or retrieval.
+    #[arg(long, default_value = "full")]
+    pub skip_mode: SkipMode,
+    /// Initialize every block's last BN scale to zero, so that each residual branch starts as
+    /// the identity (`true`), or at one (`false`). Default: the dataset's recipe (ImageNet:
+    /// true, SPEC §4 and the official MRLA models; CIFAR and the MNIST sample: false).
+    #[arg(long)]
+    pub zero_init_last_bn: Option<bool>,
+    /// Epochs. Default: the dataset's recipe (CIFAR: 180, SPEC §4; the MNIST sample: 4).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size. Default: the dataset's recipe (CIFAR: 128, SPEC §4; the MNIST sample: 32, so
+    /// that the short default run takes 64 optimizer steps per epoch).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate. Default: the dataset's recipe (CIFAR: 0.1, ImageNet: 0.1 × batch /
+    /// 256, SPEC §4; the MNIST sample: 0.02).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Label smoothing of the cross-entropy. Default: the dataset's recipe (ImageNet: 0.1,
+    /// SPEC §4; otherwise 0).
+    #[arg(long)]
+    #[serde(default)]
+    pub label_smoothing: Option<f64>,
+    /// Apply weight decay to BN scales and shifts and to biases too (every 1-D parameter).
+    /// Default: the dataset's recipe (ImageNet: false, SPEC §4; CIFAR and MNIST: true).
+    #[arg(long)]
+    #[serde(default)]
+    pub decay_norm_and_bias: Option<bool>,
+    /// Learning-rate schedule. Default: the dataset's recipe (CIFAR: multi-step, ×0.1 after 50%
+    /// and 75% of the epochs; ImageNet and the MNIST sample: cosine).
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrScheduleName>,
+    /// Linear learning-rate warm-up epochs. Default: the dataset's recipe (CIFAR: 0, as SPEC §4;
+    /// ImageNet: 3; the MNIST sample: 1, because MRLA-B diverges in its first steps at lr 0.1
+    /// without it).
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    /// SGD momentum (Nesterov, dampening 0 as PyTorch).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Weight decay (L2, coupled as PyTorch's SGD).
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Seed of initialization and data order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Device index of the backend.
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Train data-parallel on these device indices, e.g. `0,1,2,3`: every step each device
+    /// takes --batch-size / N images of the global batch, and the averaged gradients make one
+    /// optimizer step on the first device, which also validates. Default: --device alone.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub devices: Vec<usize>,
+    /// Float type of every tensor: f32, or f16 / bf16 where the backend supports them (weights,
+    /// gradients and optimizer state included; KL scores and epoch sums stay f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    #[serde(default)]
+    pub precision: Precision,
+    /// Data-loader worker threads. Default: 1 for the in-memory datasets (MNIST, CIFAR); for
+    /// ImageNet, which decodes JPEGs per item, one per CPU core.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Run directory; default: runs/<attention>-r<depth>-<dataset>-<UTC time>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its newest complete checkpoint, with its own
+    /// configuration (every other flag is ignored, except --lr, which replaces the base
+    /// learning rate).
+    #[arg(long)]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub prune: PruneArgs,
+    /// Read flags from a TOML file (`depth = 56` is `--depth 56`; `[paper]` is metadata); may be
+    /// given several times: a later file wins over an earlier one, and flags on the command
+    /// line win over every file. A key without a flag is an error naming the file and the key.
+    #[arg(long = "config", value_name = "FILE.toml")]
+    #[serde(skip)]
+    pub config_files: Vec<PathBuf>,
+    /// What `--resume DIR --lr X` changed, in order, with the epoch each change took effect
+    /// (kept in `config.json`, so that a later resume keeps them).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume_overrides: Vec<ResumeOverride>,
+}
+
+/// A setting replaced when a run was resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumeOverride {
+    /// The first epoch trained with the new value (1-based).
+    pub from_epoch: usize,
+    /// The new base learning rate.
+    pub lr: f64,
+    /// The base learning rate before.
+    pub previous_lr: f64,
+}
+
+impl TrainConfig {
+    /// Epochs: the flag's, or the dataset recipe's.
+    pub fn resolved_epochs(&self) -> usize {
+        self.epochs.unwrap_or(self.dataset.recipe().epochs)
+    }
+
+    /// Training images used: the flag's, or the dataset recipe's (`None`: all).
+    pub fn resolved_limit_train(&self) -> Option<usize> {
+        self.limit_train.or(self.dataset.recipe().limit_train)
+    }
+
+    /// The base learning rate: the flag's, or the dataset recipe's (scaled linearly with the
+    /// batch size where the recipe says so).
+    pub fn resolved_lr(&self) -> f64 {
+        let recipe = self.dataset.recipe();
+        self.lr.unwrap_or_else(|| match recipe.lr_reference_batch {
+            Some(reference) => recipe.lr * self.resolved_batch_size() as f64 / reference as f64,
+            None => recipe.lr,
+        })
+    }
+
+    /// Label smoothing: the flag's, or the dataset recipe's.
+    pub fn resolved_label_smoothing(&self) -> f64 {
+        self.label_smoothing
+            .unwrap_or(self.dataset.recipe().label_smoothing)
+    }
+
+    /// Whether weight decay also applies to 1-D parameters: the flag's, or the recipe's.
+    pub fn resolved_decay_norm_and_bias(&self) -> bool {
+        self.decay_norm_and_bias
+            .unwrap_or(self.dataset.recipe().decay_norm_and_bias)
+    }
+
+    /// The ResNet family: --arch, or the dataset's (ImageNet's for ImageNet, CIFAR's otherwise).
+    pub fn resolved_arch(&self) -> Arch {
+        self.arch.unwrap_or(match self.dataset {
+            DatasetName::Imagenet => Arch::Imagenet,
+            DatasetName::Mnist | DatasetName::Cifar10 | DatasetName::Cifar100 => Arch::Cifar,
+        })
+    }
+
+    /// The ResNet depth: --depth, or the family's default (CIFAR: 20; ImageNet: 50, the
+    /// paper's main model).
+    pub fn resolved_depth(&self) -> usize {
+        self.depth.unwrap_or(match self.resolved_arch() {
+            Arch::Cifar => 20,
+            Arch::Imagenet => 50,
+        })
+    }
+
+    /// The training devices' indices: --devices, or --device alone.
+    pub fn device_indices(&self) -> Vec<usize> {
+        if self.devices.is_empty() {
+            vec![self.device]
+        } else {
+            self.devices.clone()
+        }
+    }
+
+    /// Loader worker threads: the flag's, or one per core for ImageNet and 1 otherwise.
+    pub fn resolved_workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| match self.dataset {
+            DatasetName::Imagenet => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => 1,
+        })
+    }
+
+    /// The batch size: the flag's, or the dataset recipe's.
+    pub fn resolved_batch_size(&self) -> usize {
+        self.batch_size.unwrap_or(self.dataset.recipe().batch_size)
+    }
+
+    /// The learning-rate schedule: the flag's, or the dataset recipe's.
+    pub fn resolved_lr_schedule(&self) -> LrScheduleName {
+        self.lr_schedule
+            .unwrap_or(self.dataset.recipe().lr_schedule)
+    }
+
+    /// Zero-initialized last BN of each block: the flag's, or the dataset recipe's.
+    pub fn resolved_zero_init_last_bn(&self) -> bool {
+        self.zero_init_last_bn
+            .unwrap_or(self.dataset.recipe().zero_init_last_bn)
+    }
+
+    /// Warm-up epochs: the flag's, or the dataset recipe's (never more than the run).
+    pub fn resolved_warmup_epochs(&self) -> usize {
+        self.warmup_epochs
+            .unwrap_or(self.dataset.recipe().warmup_epochs)
+            .min(self.resolved_epochs())
+    }
+
+    /// This configuration with `--model` expanded into --arch, --depth and --attention. An
+    /// empty name clears a --model given earlier (in a config file, say).
+    pub fn with_model_resolved(&self) -> Result<Self> {
+        let mut out = self.clone();
+        if self.model.as_deref() == Some("") {
+            out.model = None;
+            return Ok(out);
+        }
+        if let Some(name) = &self.model {
+            let entry = ela_model::registry::find(name).context("--model")?;
+            out.arch = Some(entry.arch);
+            out.depth = Some(entry.depth);
+            out.attention = if entry.ela {
+                Method::Ela
+            } else {
+                Method::Model(entry.attention)
+            };
+        }
+        Ok(out)
+    }
+
+    /// Channels per attention head: the flag's, or the official code's.
+    pub fn resolved_dim_per_head(&self) -> usize {
+        self.dim_per_head.unwrap_or_else(|| {
+            ElaResNetConfig::official_dim_per_head(self.resolved_arch(), self.attention.attention())
+        })
+    }
+
+    /// The model's configuration for `num_classes` classes of `in_channels`-channel images.
+    pub fn model_config(&self, num_classes: usize, in_channels: usize) -> ElaResNetConfig {
+        ElaResNetConfig::new(self.resolved_depth(), num_classes)
+            .with_arch(self.resolved_arch())
+            .with_in_channels(in_channels)
+            .with_attention(self.attention.attention())
+            .with_dim_per_head(self.resolved_dim_per_head())
+            .with_deep_stem(self.deep_stem)
+            .with_skip_mode(self.skip_mode)
+            .with_zero_init_last_bn(self.resolved_zero_init_last_bn())
+    }
+
+    /// Rejects invalid values before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        let resolved = self.with_model_resolved()?;
+        if self.model.is_some() {
+            return resolved.validate_resolved();
+        }
+        self.validate_resolved()
+    }
+
+    fn validate_resolved(&self) -> Result<()> {
+        if self.resolved_epochs() == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if self.resolved_batch_size() == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        let lr = self.resolved_lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("--lr must be a positive number, got {lr}");
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            bail!("--momentum must lie in [0, 1), got {}", self.momentum);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay must be >= 0, got {}", self.weight_decay);
+        }
+        let smoothing = self.resolved_label_smoothing();
+        if !(0.0..1.0).contains(&smoothing) {
+            bail!("--label-smoothing must lie in [0, 1), got {smoothing}");
+        }
+        if self.workers == Some(0) {
+            bail!("--workers must be at least 1");
+        }
+        let n = self.device_indices().len();
+        if !self.resolved_batch_size().is_multiple_of(n) {
+            bail!(
+                "--batch-size {} must be a multiple of the number of --devices ({n})",
+                self.resolved_batch_size()
+            );
+        }
+        let flag = if self.devices.is_empty() {
+            "--device"
+        } else {
+            "--devices"
+        };
+        backend::check_device_indices(self.backend, &self.device_indices(), flag)?;
+        self.resolved_arch()
+            .stages(self.resolved_depth())
+            .context("--depth")?;
+        // The model's own options (--dim-per-head, --deep-stem, …), before any data is read.
+        self.model_config(1, 1).check().context("model options")?;
+        if let Some(path) = &self.pretrained
+            && !path.is_file()
+        {
+            bail!("--pretrained: {} is not a file", path.display());
+        }
+        // Every pruning value, also where the attention does not prune: a value that would fail
+        // at the first decision, or means nothing, is refused before any work.
+        self.prune
+            .validate(self.resolved_epochs(), self.dataset.prune_preset())?;
+        if self.limit_train == Some(0) || self.limit_test == Some(0) {
+            bail!("--limit-train/--limit-test must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: TrainConfig,
+    }
+
+    #[test]
+    fn the_depth_defaults_to_the_families_usual_network() {
+        use clap::Parser;
+        let depth = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("train").chain(args.iter().copied()))
+                .unwrap()
+                .config
+                .resolved_depth()
+        };
+        assert_eq!(depth(&[]), 20);
+        assert_eq!(depth(&["--depth", "56"]), 56);
+        assert_eq!(depth(&["--dataset", "imagenet"]), 50);
+        assert_eq!(depth(&["--arch", "imagenet"]), 50);
+        assert_eq!(depth(&["--dataset", "imagenet", "--depth", "18"]), 18);
+        assert_eq!(depth(&["--dataset", "imagenet", "--arch", "cifar"]), 20);
+    }
+}
