@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use crate::cifar::{CifarKind, IMAGE_BYTES, parse_records};
-use crate::data::parse_idx;
+use ela_data::cifar::{CifarKind, IMAGE_BYTES, parse_records};
+use ela_data::dataset::parse_idx;
 
 /// The fuzz targets, by name (`fuzz/fuzz_targets/<name>.rs`, `fuzz/corpus/<name>/`).
 pub const TARGETS: [&str; 5] = ["idx", "cifar", "kl_log", "metrics", "config"];

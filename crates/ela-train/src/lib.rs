@@ -1,15 +1,14 @@
 //! Training ELA ResNets on Burn's `Learner`.
 //!
+//! It owns the learning: the training configuration and recipes, the learning strategy with the
+//! task-agnostic pruning controller, checkpoints and resume, LR schedules, the run directory and
+//! its records, the backends. Data comes from `ela-data`, models from `ela-model`, decisions from
+//! `ela-prune`.
+//!
 //! - [`attention`]: per-stage attention maps averaged over a validation pass.
 //! - [`bench`]: training-step time of the attention variants, interleaved in one process.
 //! - [`config`]: TOML config files as flags (`ela train --config FILE`).
-//! - [`data`]: the MNIST IDX reader and the embedded MNIST sample, dataset and batcher.
 //! - [`checkpoint`]: atomic per-epoch checkpoints and resume.
-//! - [`cifar`]: the CIFAR-10/100 binary reader and the pad-and-crop / flip augmentation.
-//! - [`fetch`]: resumable, checksummed downloads of the official dataset archives.
-//! - [`ilsvrc`]: ImageNet-1K prepared from the official ILSVRC2012 archives.
-//! - [`imagenet`]: the ImageNet image-folder dataset with its decoding and augmentation.
-//! - [`mat`]: a MATLAB level-5 MAT-file reader (the ILSVRC2012 devkit's `meta.mat`).
 //! - [`model`]: the classifier wrapper with Burn's train/inference steps and the KL probe.
 //! - [`pruning`]: ELA's pruning step for any prunable model: probe, on-device score sums,
 //!   windows, decisions, records.
@@ -23,21 +22,19 @@
 //! - [`run`]: the run directory (config, metrics, `pruning.json`), written atomically.
 //! - [`train`]: one call from a [`train::TrainConfig`] to a finished run.
 
+// The data crate under its former paths (`ela_train::data`, `ela_train::fetch`, …).
+pub use ela_data::dataset as data;
+pub use ela_data::{cifar, fetch, ilsvrc, imagenet, mat};
+
 pub mod attention;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
-pub mod cifar;
 pub mod config;
-pub mod data;
-pub mod fetch;
 pub mod fuzzing;
 pub mod guard;
-pub mod ilsvrc;
-pub mod imagenet;
 pub mod lock;
 pub mod lr;
-pub mod mat;
 pub mod model;
 pub mod pruning;
 pub mod renderer;

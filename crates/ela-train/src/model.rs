@@ -8,8 +8,8 @@ use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burn_std::ExecutionError;
 use ela_model::ElaResNet;
 
-use crate::data::ImageBatch;
 use crate::pruning::ScoreProbe;
+use ela_data::dataset::ImageBatch;
 
 /// An [`ElaResNet`] trained with cross-entropy.
 #[derive(Module, Debug)]

@@ -30,10 +30,10 @@ use ela_model::AttentionKind;
 
 use crate::attention::AttentionAccumulator;
 use crate::checkpoint::{TrainingState, save_state};
-use crate::data::EpochClock;
 use crate::model::{ElaClassifier, ElaTrainOutput};
 use crate::pruning::{PruningController, ScoreSums, WindowState};
 use crate::run::{EpochMetrics, RunDir};
+use ela_data::dataset::EpochClock;
 
 /// `first_bad`'s value while every loss of the epoch is finite.
 const NO_BAD_STEP: f64 = 1e9;

@@ -503,7 +503,7 @@ fn imagenet_models_by_name_summarize_and_fine_tune_from_pretrained_weights() {
 
 #[test]
 fn imagenet_folders_train_with_the_imagenet_recipe() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imagefolder");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ela-data/tests/fixtures/imagefolder");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let (ok, stdout, stderr) = ela(&[

@@ -42,8 +42,8 @@ pub struct DataBenchRow {
 fn run_imagenet_data(config: &DataBenchConfig, dir: &std::path::Path) -> Result<Vec<DataBenchRow>> {
     use burn::data::dataloader::DataLoaderBuilder;
 
-    use crate::data::{EpochClock, ImageBatcher};
-    use crate::imagenet::{CROP, FolderIndex, ImageFolderSet, decode, normalization};
+    use ela_data::dataset::{EpochClock, ImageBatcher};
+    use ela_data::imagenet::{CROP, FolderIndex, ImageFolderSet, decode, normalization};
 
     let index = FolderIndex::scan(dir, None)?;
     let clock = EpochClock::new();
@@ -112,8 +112,8 @@ pub fn run_data(config: &DataBenchConfig) -> Result<Vec<DataBenchRow>> {
     use burn::data::dataloader::DataLoaderBuilder;
     use burn::data::dataset::Dataset;
 
-    use crate::cifar::{Augmented, CifarKind, IMAGE_BYTES, channel_stats, load};
-    use crate::data::{EpochClock, EpochShuffled, ImageBatcher, ImageSet, splitmix};
+    use ela_data::cifar::{Augmented, CifarKind, IMAGE_BYTES, channel_stats, load};
+    use ela_data::dataset::{EpochClock, EpochShuffled, ImageBatcher, ImageSet, splitmix};
 
     if config.batch_size == 0 || config.images == 0 {
         bail!("--batch-size and --images must be at least 1");

@@ -9,9 +9,9 @@ use burn::data::dataset::Dataset;
 
 use super::config::TrainConfig;
 use super::options::DatasetName;
-use crate::cifar;
-use crate::data::{EpochClock, ImageItem, Mnist, Normalization, Splits};
-use crate::imagenet::{self, FolderIndex, ImageFolderSet};
+use ela_data::cifar;
+use ela_data::dataset::{EpochClock, ImageItem, Mnist, Normalization, Splits};
+use ela_data::imagenet::{self, FolderIndex, ImageFolderSet};
 
 /// Where `cargo xtask fetch` puts a dataset by default.
 pub fn default_data_dir(dataset: DatasetName) -> PathBuf {
@@ -128,7 +128,7 @@ pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
     };
     check_split(&source, "training", train_set.len())?;
     check_split(&source, "test", test_set.len())?;
-    let shape = |s: &crate::data::ImageSet| [s.channels, s.height, s.width];
+    let shape = |s: &ela_data::dataset::ImageSet| [s.channels, s.height, s.width];
     if shape(&data.train) != shape(&data.test) || data.train.num_classes != data.test.num_classes {
         let [(c, h, w), (tc, th, tw)] =
             [&data.train, &data.test].map(|s| (s.channels, s.height, s.width));

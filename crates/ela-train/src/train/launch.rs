@@ -25,7 +25,6 @@ use crate::backend::{self, Backend};
 use crate::checkpoint::{
     AtomicCheckpointer, KEEP, RECORDS, TrainingState, latest_complete, load_state, verify_records,
 };
-use crate::data::{EpochClock, EpochShuffled, ImageBatcher};
 use crate::lock::RunLock;
 use crate::lr::{EpochSchedule, ScheduleKind};
 use crate::model::ElaClassifier;
@@ -33,6 +32,7 @@ use crate::pruning::{PruningController, ScoreProbe};
 use crate::renderer::BarRenderer;
 use crate::run::{PruningRecord, RunDir, git_revision, write_json};
 use crate::strategy::{PruningStrategy, StrategyState};
+use ela_data::dataset::{EpochClock, EpochShuffled, ImageBatcher};
 
 /// Trains one model as configured and writes its run directory.
 pub fn train(config: &TrainConfig) -> Result<RunSummary> {

@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 
 use crate::cifar::{self, CifarKind};
-use crate::data::Mnist;
+use crate::dataset::Mnist;
 
 /// One file to download.
 #[derive(Debug, Clone, PartialEq, Eq)]

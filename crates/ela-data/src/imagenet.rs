@@ -26,7 +26,7 @@ use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 
-use crate::data::{EpochClock, ImageItem, Normalization, splitmix};
+use crate::dataset::{EpochClock, ImageItem, Normalization, splitmix};
 
 /// Side of the square training and evaluation crops.
 pub const CROP: usize = 224;

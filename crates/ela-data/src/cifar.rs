@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::data::dataset::Dataset;
 
-use crate::data::{DataError, EpochClock, ImageItem, ImageSet, Normalization, Splits, splitmix};
+use crate::dataset::{DataError, EpochClock, ImageItem, ImageSet, Normalization, Splits, splitmix};
 
 /// Pixels per image: 3 × 32 × 32.
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;

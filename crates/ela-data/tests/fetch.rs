@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ela_train::cifar::{self, CifarKind, IMAGE_BYTES};
-use ela_train::fetch::{DatasetSource, Fetched, Install, Remote, fetch, md5_file};
+use ela_data::cifar::{self, CifarKind, IMAGE_BYTES};
+use ela_data::fetch::{DatasetSource, Fetched, Install, Remote, fetch, md5_file};
 
 /// A request the server saw: path and Range header.
 type Hit = (String, Option<String>);
@@ -276,9 +276,9 @@ fn a_corrupt_archive_with_a_matching_checksum_installs_nothing() {
 mod imagenet {
     use std::path::{Path, PathBuf};
 
-    use ela_train::fetch::Fetched;
-    use ela_train::ilsvrc::{self, Counts, PrepareOptions};
-    use ela_train::imagenet::FolderIndex;
+    use ela_data::fetch::Fetched;
+    use ela_data::ilsvrc::{self, Counts, PrepareOptions};
+    use ela_data::imagenet::FolderIndex;
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use burn::data::dataset::Dataset;
-use ela_train::data::EpochClock;
-use ela_train::imagenet::{CROP, FolderIndex, ImageFolderSet};
+use ela_data::dataset::EpochClock;
+use ela_data::imagenet::{CROP, FolderIndex, ImageFolderSet};
 
 fn dir(split: &str) -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
