@@ -84,35 +84,15 @@ pub fn cpu_device_count() -> Result<usize> {
     }
 }
 
-/// How many devices `backend` has here, where that can be known without opening one (the CPU;
-/// CUDA through the driver). `None`: unknown until the device is opened (wgpu and Vulkan, whose
-/// probe names the adapters it found).
+/// How many devices `backend` has here, where that is known without opening one: the CPU's.
+/// `None` for the GPU backends, whose devices are counted by their driver when one is opened:
+/// the device probe then names what went wrong (a missing index, a missing driver, the
+/// adapters wgpu found).
 fn device_count(backend: Backend) -> Result<Option<usize>> {
     match backend {
         Backend::Cpu => cpu_device_count().map(Some),
-        Backend::Cuda => Ok(cuda_device_count()),
-        Backend::Wgpu | Backend::Vulkan => Ok(None),
+        Backend::Cuda | Backend::Wgpu | Backend::Vulkan => Ok(None),
     }
-}
-
-/// CUDA devices the driver reports; `None` without a driver (the probe then says what to
-/// install) or without the `cuda` feature.
-fn cuda_device_count() -> Option<usize> {
-    #[cfg(feature = "cuda")]
-    {
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let count = std::panic::catch_unwind(|| {
-            Device::enumerate(burn::tensor::DeviceType::Cuda)
-                .into_iter()
-                .count()
-        });
-        std::panic::set_hook(hook);
-        // No device at all is left to the probe, which says what to install.
-        count.ok().filter(|&n| n > 0)
-    }
-    #[cfg(not(feature = "cuda"))]
-    None
 }
 
 /// Checks device indices before anything runs: no device twice (two data-parallel workers on
