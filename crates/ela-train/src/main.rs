@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{CommandFactory, Parser, Subcommand};
+use ela_data::fetch::{FetchName, Fetched, fetch};
 use ela_model::registry::ModelEntry;
 use ela_model::{Arch, ElaResNetConfig};
 use ela_train::backend::{self, Backend};
 use ela_train::bench::{self, BenchConfig, DataBenchConfig, RetrievalBenchConfig};
-use ela_train::fetch::{FetchName, Fetched, fetch};
 use ela_train::report::{Run, write_report};
 use ela_train::reproduce::{ReproduceArgs, reproduce};
 use ela_train::run::parse_kl_log;
@@ -311,19 +311,19 @@ fn run_fetch(args: &FetchArgs) -> Result<()> {
                 ("--dir", &args.dir.join("imagenet")),
                 ("--from", from),
             )?;
-            let options = ela_train::ilsvrc::PrepareOptions {
+            let options = ela_data::ilsvrc::PrepareOptions {
                 subset: args.subset,
                 progress: true,
             };
-            ela_train::ilsvrc::prepare(from, &args.dir, options)?
+            ela_data::ilsvrc::prepare(from, &args.dir, options)?
         }
         (None, None) => bail!(
             "ImageNet cannot be downloaded without an account: download {}, {} and {} from \
              https://image-net.org (ILSVRC2012) into one folder DIR and run `fetch imagenet \
              --from DIR`",
-            ela_train::ilsvrc::TRAIN_TAR,
-            ela_train::ilsvrc::VAL_TAR,
-            ela_train::ilsvrc::DEVKIT
+            ela_data::ilsvrc::TRAIN_TAR,
+            ela_data::ilsvrc::VAL_TAR,
+            ela_data::ilsvrc::DEVKIT
         ),
     };
     match fetched {

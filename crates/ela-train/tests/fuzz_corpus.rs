@@ -48,7 +48,7 @@ fn the_corpus_reaches_the_parsers_success_paths() {
         .iter()
         .filter(|d| {
             d.split_first().is_some_and(|(&first, rest)| {
-                ela_train::data::parse_idx(path, rest, 1 + first % 3).is_ok()
+                ela_data::dataset::parse_idx(path, rest, 1 + first % 3).is_ok()
             })
         })
         .count();
@@ -56,7 +56,7 @@ fn the_corpus_reaches_the_parsers_success_paths() {
     let cifar_ok = inputs("cifar")
         .iter()
         .filter(|d| {
-            ela_train::cifar::parse_records(path, d, ela_train::cifar::CifarKind::Cifar100).is_ok()
+            ela_data::cifar::parse_records(path, d, ela_data::cifar::CifarKind::Cifar100).is_ok()
         })
         .count();
     assert!(cifar_ok >= 1, "no CIFAR-100 input parses");
