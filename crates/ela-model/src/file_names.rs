@@ -26,14 +26,30 @@ pub(crate) struct FileTensors {
     tensors: Vec<FileTensor>,
 }
 
-/// Applies `rules` (regex, replacement) in order, as burn-store's key remapper does.
-pub(crate) fn remap(name: &str, rules: &[(&str, &str)]) -> String {
-    rules.iter().fold(name.to_string(), |name, (pattern, to)| {
-        Regex::new(pattern)
-            .expect("the remap tables are valid regexes")
-            .replace_all(&name, *to)
-            .into_owned()
-    })
+/// Remap rules (regex, replacement), compiled once, applied in order as burn-store's key
+/// remapper applies them.
+pub(crate) struct Rules(Vec<(Regex, &'static str)>);
+
+impl Rules {
+    /// Compiles a remap table.
+    pub(crate) fn new(table: &[(&str, &'static str)]) -> Self {
+        Self(
+            table
+                .iter()
+                .map(|(pattern, to)| {
+                    let re = Regex::new(pattern).expect("the remap tables are valid regexes");
+                    (re, *to)
+                })
+                .collect(),
+        )
+    }
+
+    /// `name` after every rule.
+    fn apply(&self, name: &str) -> String {
+        self.0.iter().fold(name.to_string(), |name, (re, to)| {
+            re.replace_all(&name, *to).into_owned()
+        })
+    }
 }
 
 /// The file's form of a shape the adapter gave in Burn's layout: linear weights (the only
@@ -52,7 +68,7 @@ impl FileTensors {
     pub(crate) fn new(
         tensors: impl IntoIterator<Item = (String, Vec<usize>)>,
         prefix: Option<&str>,
-        rules: &[(&str, &str)],
+        rules: &Rules,
     ) -> Self {
         let tensors = tensors
             .into_iter()
@@ -62,7 +78,7 @@ impl FileTensors {
                     .unwrap_or(&name)
                     .to_string();
                 FileTensor {
-                    path: remap(&stripped, rules),
+                    path: rules.apply(&stripped),
                     name: stripped,
                     shape,
                 }
@@ -127,13 +143,13 @@ impl FileTensors {
 
 /// The PyTorch state-dict name of this crate's module path `path` (`layer1.0.mrla.wq.weight` →
 /// `layer1.0.mrla.Wq.weight`, `bn1.gamma` → `bn1.weight`), through `rules` (the export tables).
-pub(crate) fn torch_name(path: &str, rules: &[(&str, &str)]) -> String {
+pub(crate) fn torch_name(path: &str, rules: &Rules) -> String {
     let renamed = path
         .strip_suffix(".gamma")
         .map(|p| format!("{p}.weight"))
         .or_else(|| path.strip_suffix(".beta").map(|p| format!("{p}.bias")))
         .unwrap_or_else(|| path.to_string());
-    remap(&renamed, rules)
+    rules.apply(&renamed)
 }
 
 #[cfg(test)]
@@ -143,7 +159,7 @@ mod tests {
 
     #[test]
     fn errors_speak_of_the_files_names_and_shapes() {
-        let rules = [(r"^module\.", ""), (r"\.mrla\.Wq\.", ".mrla.wq.")];
+        let rules = Rules::new(&[(r"^module\.", ""), (r"\.mrla\.Wq\.", ".mrla.wq.")]);
         let file = FileTensors::new(
             [
                 ("state_dict.module.fc.weight".to_string(), vec![1000, 512]),
@@ -176,7 +192,7 @@ mod tests {
             "module.layer1.0.mrla.Wq.weight"
         );
         assert_eq!(file.name_of("not.in.file"), "not.in.file");
-        let export = [(r"\.mrla\.wq\.", ".mrla.Wq.")];
+        let export = Rules::new(&[(r"\.mrla\.wq\.", ".mrla.Wq.")]);
         assert_eq!(
             torch_name("layer2.1.bn_mrla.gamma", &export),
             "layer2.1.bn_mrla.weight"

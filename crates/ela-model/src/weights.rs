@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Tensor};
 
-use crate::file_names::{FileTensors, torch_name};
+use crate::file_names::{FileTensors, Rules, torch_name};
 use crate::{Arch, AttentionKind, ElaResNet, ElaResNetConfig, ModelError, SkipMode};
 
 /// Metadata key of the JSON model description.
@@ -144,15 +144,6 @@ fn read_header(path: &Path) -> Result<safetensors::tensor::Metadata, ModelError>
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
     Ok(header)
-}
-
-/// The names and shapes of a safetensors file's tensors, from its header.
-fn safetensors_shapes(path: &Path) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
-    Ok(read_header(path)?
-        .tensors()
-        .into_iter()
-        .map(|(name, info)| (name, info.shape.clone()))
-        .collect())
 }
 
 /// `module` with every float parameter and buffer (BatchNorm statistics included) of another
@@ -275,10 +266,16 @@ impl ElaResNet {
         let dtype = self.fc.weight.val().dtype();
         let not_head: fn(&str, &str) -> bool = |path, _| !path.starts_with("fc.");
         let remaps = || FROM_OFFICIAL.iter().chain(&FROM_TORCH);
-        let rules: Vec<(&str, &str)> = remaps().copied().collect();
+        let rules = Rules::new(&remaps().copied().collect::<Vec<_>>());
         let (result, meta, file) = if is_safetensors(path)? {
-            let meta = read_metadata(path)?;
-            let file = FileTensors::new(safetensors_shapes(path)?, None, &rules);
+            // One read of the header for the metadata and the tensors' names and shapes.
+            let header = read_header(path)?;
+            let meta = header.metadata().clone().unwrap_or_default();
+            let shapes = header
+                .tensors()
+                .into_iter()
+                .map(|(name, info)| (name, info.shape.clone()));
+            let file = FileTensors::new(shapes, None, &rules);
             let mut store = remaps()
                 .fold(SafetensorsStore::from_file(path), |s, (a, b)| {
                     s.with_key_remapping(*a, *b)
@@ -331,7 +328,7 @@ impl ElaResNet {
         // the model's, as PyTorch's `load_state_dict` copies into the parameters' dtype.
         *self = cast_floats(self.clone(), dtype);
         let head = |k: &str| options.skip_head && k.starts_with("fc.");
-        let export: Vec<(&str, &str)> = self.export_rules();
+        let export = Rules::new(&self.export_rules());
         let missing: Vec<String> = result
             .missing
             .iter()

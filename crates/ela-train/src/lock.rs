@@ -44,15 +44,7 @@ impl RunLock {
             .with_context(|| format!("run directory {} is not writable", root.display()))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                bail!(
-                    "run directory {} is in use by another ela process{}: two runs in one \
-                     directory would mix their checkpoints. Wait for it to end, or choose \
-                     another --out",
-                    root.display(),
-                    holder_of(&path)
-                );
-            }
+            Err(TryLockError::WouldBlock) => return Err(busy(root, &holder_of(&path))),
             Err(TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
             }
@@ -115,6 +107,15 @@ impl RunLock {
     }
 }
 
+/// The error of a run directory that another process owns (`holder`: " (process N)" or "").
+fn busy(root: &Path, holder: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "run directory {} is in use by another ela process{holder}: two runs in one directory \
+         would mix their checkpoints. Wait for it to end, or choose another --out",
+        root.display()
+    )
+}
+
 /// " (process N)" from the lock file at `path`, or nothing.
 fn holder_of(path: &Path) -> String {
     match std::fs::read_to_string(path).unwrap_or_default().trim() {
@@ -139,11 +140,7 @@ fn holder(root: &Path) -> Option<String> {
 /// `checkpoint/`). A folder holding a run is named as one, with how to continue it.
 pub fn check_new_run_dir(root: &Path) -> Result<()> {
     if let Some(holder) = holder(root) {
-        bail!(
-            "run directory {} is in use by another ela process{holder}: two runs in one \
-             directory would mix their checkpoints. Wait for it to end, or choose another --out",
-            root.display()
-        );
+        return Err(busy(root, &holder));
     }
     check_contents(root)
 }
