@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// A backend and the cargo feature of `ela-train` that compiles it in.
+/// A backend and the cargo feature of `ela-cli` that compiles it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backend {
     /// The `--backend` value.
@@ -76,7 +76,7 @@ pub fn build(backend: Backend) -> Result<PathBuf> {
             "build",
             "--release",
             "--package",
-            "ela-train",
+            "ela-cli",
             "--bin",
             "ela",
             "--no-default-features",

@@ -1,5 +1,5 @@
 //! `cargo xtask`: the project's entry points. Each task builds the `ela` binary (crate
-//! `ela-train`) in release mode with the cargo feature of the requested backend and runs it, so
+//! `ela-cli`) in release mode with the cargo feature of the requested backend and runs it, so
 //! `cargo xtask train --backend cuda` needs nothing but a CUDA machine.
 
 mod ela;

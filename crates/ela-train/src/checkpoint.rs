@@ -18,7 +18,7 @@ use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 use burn_std::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::run::{EpochMetrics, PruningRecord, write_atomic};
+use ela_records::{EpochMetrics, PruningRecord, write_atomic};
 
 /// Checkpoint files kept (older ones are deleted).
 pub const KEEP: usize = 2;

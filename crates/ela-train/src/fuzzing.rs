@@ -65,7 +65,7 @@ pub fn kl_log(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let path = Path::new("fuzz.json");
     for window in [None, Some(0), Some(1), Some(2)] {
-        match crate::run::parse_kl_log(path, &text, window) {
+        match ela_records::parse_kl_log(path, &text, window) {
             Ok(scores) => assert!(scores.iter().flatten().all(|s| !s.is_nan())),
             Err(err) => assert!(format!("{err:#}").contains("fuzz.json"), "{err:#}"),
         }
@@ -75,7 +75,7 @@ pub fn kl_log(data: &[u8]) {
 /// `metrics.csv` as `ela report` reads it.
 pub fn metrics(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Ok(rows) = crate::report::parse_metrics(&text) {
+    if let Ok(rows) = ela_records::parse_metrics(&text) {
         assert_eq!(rows.len(), text.lines().count() - 1);
     }
 }

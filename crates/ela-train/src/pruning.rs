@@ -23,7 +23,7 @@ use burn::tensor::FloatDType;
 use ela_model::prunable::Prunable;
 use ela_prune::{KlDirection, PruneMethod, PruningSchedule, SkipMask, StageLayout, Window};
 
-use crate::run::{BlockRecord, PruningRecord, WindowRecord};
+use ela_records::{BlockRecord, PruningRecord, WindowRecord};
 
 /// The redundancy-score probe (SPEC §3.1): a switch shared between the controller and the model
 /// wrapper's training step, with how the scores are computed.

@@ -32,8 +32,8 @@ use crate::attention::AttentionAccumulator;
 use crate::checkpoint::{TrainingState, save_state};
 use crate::model::{ElaClassifier, ElaTrainOutput};
 use crate::pruning::{PruningController, ScoreSums, WindowState};
-use crate::run::{EpochMetrics, RunDir};
 use ela_data::dataset::EpochClock;
+use ela_records::{EpochMetrics, RunDir};
 
 /// `first_bad`'s value while every loss of the epoch is finite.
 const NO_BAD_STEP: f64 = 1e9;
@@ -434,7 +434,7 @@ impl SupervisedLearningStrategy<ElaClassifier> for PruningStrategy {
                 let net = learner.model().net;
                 let decided = controller.end_epoch(epoch, scores, &net).and_then(|d| {
                     if d.is_some() {
-                        crate::run::write_json(&run.file("pruning.json"), controller.record())?;
+                        ela_records::write_json(&run.file("pruning.json"), controller.record())?;
                     }
                     Ok(d)
                 });

@@ -51,8 +51,8 @@ fn experiment_configs_are_valid_and_match_the_papers_parameter_counts() {
         let config = Cli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .config;
-        config
-            .validate()
+        let config = config
+            .resolve()
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
 
         let table: toml::Table = text.parse().unwrap();
@@ -69,8 +69,6 @@ fn experiment_configs_are_valid_and_match_the_papers_parameter_counts() {
             DatasetName::Imagenet => 1000,
         };
         let model = config
-            .with_model_resolved()
-            .unwrap()
             .model_config(classes, 3)
             .init(&device)
             .unwrap();

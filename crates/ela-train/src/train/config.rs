@@ -1,5 +1,6 @@
-//! [`TrainConfig`]: every flag of `ela train`, with the values the dataset's recipe gives the
-//! flags left out, and the checks that run before any work.
+//! [`TrainConfig`]: every flag of `ela train`, and its resolution into a [`RunConfig`]: the
+//! registered model expanded, the dataset's recipe for the flags left out, every value checked
+//! before any work.
 
 use std::path::PathBuf;
 
@@ -8,9 +9,12 @@ use ela_model::{Arch, ElaResNetConfig, SkipMode};
 use serde::{Deserialize, Serialize};
 
 use super::options::{DatasetName, LrScheduleName, Method, PruneArgs};
+use super::resolved::RunConfig;
+use super::summary::utc_stamp;
 use crate::backend::{self, Backend, Precision};
 
-/// Everything a training run needs; written, resolved, to the run's `config.json`.
+/// Every flag of `ela train`, as given: a flag left out is `None` (or its fixed default);
+/// [`TrainConfig::resolve`] decides the rest and checks everything.
 ///
 /// `--config FILE.toml` reads flags from a file (see [`crate::config`]); flags on the command line
 /// win.
@@ -117,6 +121,7 @@ pub struct TrainConfig {
     pub backend: Backend,
     /// Device index of the backend.
     #[arg(long, default_value_t = 0)]
+    #[serde(default)]
     pub device: usize,
     /// Train data-parallel on these device indices, e.g. `0,1,2,3`: every step each device
     /// takes --batch-size / N images of the global batch, and the averaged gradients make one
@@ -170,99 +175,90 @@ pub struct ResumeOverride {
 }
 
 impl TrainConfig {
-    /// Epochs: the flag's, or the dataset recipe's.
-    pub fn resolved_epochs(&self) -> usize {
-        self.epochs.unwrap_or(self.dataset.recipe().epochs)
-    }
-
-    /// Training images used: the flag's, or the dataset recipe's (`None`: all).
-    pub fn resolved_limit_train(&self) -> Option<usize> {
-        self.limit_train.or(self.dataset.recipe().limit_train)
-    }
-
-    /// The base learning rate: the flag's, or the dataset recipe's (scaled linearly with the
-    /// batch size where the recipe says so).
-    pub fn resolved_lr(&self) -> f64 {
-        let recipe = self.dataset.recipe();
-        self.lr.unwrap_or_else(|| match recipe.lr_reference_batch {
-            Some(reference) => recipe.lr * self.resolved_batch_size() as f64 / reference as f64,
-            None => recipe.lr,
-        })
-    }
-
-    /// Label smoothing: the flag's, or the dataset recipe's.
-    pub fn resolved_label_smoothing(&self) -> f64 {
-        self.label_smoothing
-            .unwrap_or(self.dataset.recipe().label_smoothing)
-    }
-
-    /// Whether weight decay also applies to 1-D parameters: the flag's, or the recipe's.
-    pub fn resolved_decay_norm_and_bias(&self) -> bool {
-        self.decay_norm_and_bias
-            .unwrap_or(self.dataset.recipe().decay_norm_and_bias)
-    }
-
-    /// The ResNet family: --arch, or the dataset's (ImageNet's for ImageNet, CIFAR's otherwise).
-    pub fn resolved_arch(&self) -> Arch {
-        self.arch.unwrap_or(match self.dataset {
+    /// The run's configuration with every value decided: `--model` expanded into the family,
+    /// depth and attention, the dataset's recipe for every flag left out, the run directory
+    /// named; every value checked before any work starts.
+    pub fn resolve(&self) -> Result<RunConfig> {
+        let config = self.with_model_expanded()?;
+        config.check_flags()?;
+        let recipe = config.dataset.recipe();
+        let arch = config.arch.unwrap_or(match config.dataset {
             DatasetName::Imagenet => Arch::Imagenet,
             DatasetName::Mnist | DatasetName::Cifar10 | DatasetName::Cifar100 => Arch::Cifar,
-        })
-    }
-
-    /// The ResNet depth: --depth, or the family's default (CIFAR: 20; ImageNet: 50, the
-    /// paper's main model).
-    pub fn resolved_depth(&self) -> usize {
-        self.depth.unwrap_or(match self.resolved_arch() {
+        });
+        // CIFAR: ResNet-20; ImageNet: ResNet-50, the paper's main model.
+        let depth = config.depth.unwrap_or(match arch {
             Arch::Cifar => 20,
             Arch::Imagenet => 50,
-        })
-    }
-
-    /// The training devices' indices: --devices, or --device alone.
-    pub fn device_indices(&self) -> Vec<usize> {
-        if self.devices.is_empty() {
-            vec![self.device]
-        } else {
-            self.devices.clone()
-        }
-    }
-
-    /// Loader worker threads: the flag's, or one per core for ImageNet and 1 otherwise.
-    pub fn resolved_workers(&self) -> usize {
-        self.workers.unwrap_or_else(|| match self.dataset {
-            DatasetName::Imagenet => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            _ => 1,
-        })
-    }
-
-    /// The batch size: the flag's, or the dataset recipe's.
-    pub fn resolved_batch_size(&self) -> usize {
-        self.batch_size.unwrap_or(self.dataset.recipe().batch_size)
-    }
-
-    /// The learning-rate schedule: the flag's, or the dataset recipe's.
-    pub fn resolved_lr_schedule(&self) -> LrScheduleName {
-        self.lr_schedule
-            .unwrap_or(self.dataset.recipe().lr_schedule)
-    }
-
-    /// Zero-initialized last BN of each block: the flag's, or the dataset recipe's.
-    pub fn resolved_zero_init_last_bn(&self) -> bool {
-        self.zero_init_last_bn
-            .unwrap_or(self.dataset.recipe().zero_init_last_bn)
-    }
-
-    /// Warm-up epochs: the flag's, or the dataset recipe's (never more than the run).
-    pub fn resolved_warmup_epochs(&self) -> usize {
-        self.warmup_epochs
-            .unwrap_or(self.dataset.recipe().warmup_epochs)
-            .min(self.resolved_epochs())
+        });
+        let epochs = config.epochs.unwrap_or(recipe.epochs);
+        let batch_size = config.batch_size.unwrap_or(recipe.batch_size);
+        // The recipe's rate, scaled linearly with the batch size where the recipe says so.
+        let lr = config
+            .lr
+            .unwrap_or_else(|| match recipe.lr_reference_batch {
+                Some(reference) => recipe.lr * batch_size as f64 / reference as f64,
+                None => recipe.lr,
+            });
+        let resolved = RunConfig {
+            dataset: config.dataset,
+            data_dir: config.data_dir.clone(),
+            limit_train: config.limit_train.or(recipe.limit_train),
+            limit_test: config.limit_test,
+            model: config.model.clone(),
+            arch,
+            depth,
+            attention: config.attention,
+            dim_per_head: config.dim_per_head.unwrap_or_else(|| {
+                ElaResNetConfig::official_dim_per_head(arch, config.attention.attention())
+            }),
+            deep_stem: config.deep_stem,
+            pretrained: config.pretrained.clone(),
+            skip_mode: config.skip_mode,
+            zero_init_last_bn: config.zero_init_last_bn.unwrap_or(recipe.zero_init_last_bn),
+            epochs,
+            batch_size,
+            lr,
+            label_smoothing: config.label_smoothing.unwrap_or(recipe.label_smoothing),
+            decay_norm_and_bias: config
+                .decay_norm_and_bias
+                .unwrap_or(recipe.decay_norm_and_bias),
+            lr_schedule: config.lr_schedule.unwrap_or(recipe.lr_schedule),
+            warmup_epochs: config
+                .warmup_epochs
+                .unwrap_or(recipe.warmup_epochs)
+                .min(epochs),
+            momentum: config.momentum,
+            weight_decay: config.weight_decay,
+            seed: config.seed,
+            backend: config.backend,
+            devices: config.device_indices(),
+            precision: config.precision,
+            // ImageNet decodes JPEGs per item: one worker per core; the in-memory sets: one.
+            workers: config.workers.unwrap_or_else(|| match config.dataset {
+                DatasetName::Imagenet => {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                }
+                _ => 1,
+            }),
+            out: config.out.clone().unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!(
+                    "{}-r{depth}-{}-{}",
+                    config.attention.name(),
+                    config.dataset.name(),
+                    utc_stamp()
+                ))
+            }),
+            prune: config.prune.clone(),
+            resume_overrides: config.resume_overrides.clone(),
+        };
+        config.check_resolved(&resolved)?;
+        Ok(resolved)
     }
 
     /// This configuration with `--model` expanded into --arch, --depth and --attention. An
     /// empty name clears a --model given earlier (in a config file, say).
-    pub fn with_model_resolved(&self) -> Result<Self> {
+    fn with_model_expanded(&self) -> Result<Self> {
         let mut out = self.clone();
         if self.model.as_deref() == Some("") {
             out.model = None;
@@ -281,63 +277,53 @@ impl TrainConfig {
         Ok(out)
     }
 
-    /// Channels per attention head: the flag's, or the official code's.
-    pub fn resolved_dim_per_head(&self) -> usize {
-        self.dim_per_head.unwrap_or_else(|| {
-            ElaResNetConfig::official_dim_per_head(self.resolved_arch(), self.attention.attention())
-        })
-    }
-
-    /// The model's configuration for `num_classes` classes of `in_channels`-channel images.
-    pub fn model_config(&self, num_classes: usize, in_channels: usize) -> ElaResNetConfig {
-        ElaResNetConfig::new(self.resolved_depth(), num_classes)
-            .with_arch(self.resolved_arch())
-            .with_in_channels(in_channels)
-            .with_attention(self.attention.attention())
-            .with_dim_per_head(self.resolved_dim_per_head())
-            .with_deep_stem(self.deep_stem)
-            .with_skip_mode(self.skip_mode)
-            .with_zero_init_last_bn(self.resolved_zero_init_last_bn())
-    }
-
-    /// Rejects invalid values before any work starts.
-    pub fn validate(&self) -> Result<()> {
-        let resolved = self.with_model_resolved()?;
-        if self.model.is_some() {
-            return resolved.validate_resolved();
+    /// The training devices' indices: --devices, or --device alone.
+    fn device_indices(&self) -> Vec<usize> {
+        if self.devices.is_empty() {
+            vec![self.device]
+        } else {
+            self.devices.clone()
         }
-        self.validate_resolved()
     }
 
-    fn validate_resolved(&self) -> Result<()> {
-        if self.resolved_epochs() == 0 {
+    /// Checks of values as given, whatever the recipe.
+    fn check_flags(&self) -> Result<()> {
+        if self.epochs == Some(0) {
             bail!("--epochs must be at least 1");
         }
-        if self.resolved_batch_size() == 0 {
+        if self.batch_size == Some(0) {
             bail!("--batch-size must be at least 1");
-        }
-        let lr = self.resolved_lr();
-        if !(lr.is_finite() && lr > 0.0) {
-            bail!("--lr must be a positive number, got {lr}");
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            bail!("--momentum must lie in [0, 1), got {}", self.momentum);
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            bail!("--weight-decay must be >= 0, got {}", self.weight_decay);
-        }
-        let smoothing = self.resolved_label_smoothing();
-        if !(0.0..1.0).contains(&smoothing) {
-            bail!("--label-smoothing must lie in [0, 1), got {smoothing}");
         }
         if self.workers == Some(0) {
             bail!("--workers must be at least 1");
         }
-        let n = self.device_indices().len();
-        if !self.resolved_batch_size().is_multiple_of(n) {
+        if self.limit_train == Some(0) || self.limit_test == Some(0) {
+            bail!("--limit-train/--limit-test must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Checks of the values the run would use, before any data is read.
+    fn check_resolved(&self, run: &RunConfig) -> Result<()> {
+        let lr = run.lr;
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("--lr must be a positive number, got {lr}");
+        }
+        if !(0.0..1.0).contains(&run.momentum) {
+            bail!("--momentum must lie in [0, 1), got {}", run.momentum);
+        }
+        if !(run.weight_decay.is_finite() && run.weight_decay >= 0.0) {
+            bail!("--weight-decay must be >= 0, got {}", run.weight_decay);
+        }
+        let smoothing = run.label_smoothing;
+        if !(0.0..1.0).contains(&smoothing) {
+            bail!("--label-smoothing must lie in [0, 1), got {smoothing}");
+        }
+        let n = run.devices.len();
+        if !run.batch_size.is_multiple_of(n) {
             bail!(
                 "--batch-size {} must be a multiple of the number of --devices ({n})",
-                self.resolved_batch_size()
+                run.batch_size
             );
         }
         let flag = if self.devices.is_empty() {
@@ -345,24 +331,18 @@ impl TrainConfig {
         } else {
             "--devices"
         };
-        backend::check_device_indices(self.backend, &self.device_indices(), flag)?;
-        self.resolved_arch()
-            .stages(self.resolved_depth())
-            .context("--depth")?;
+        backend::check_device_indices(run.backend, &run.devices, flag)?;
+        run.arch.stages(run.depth).context("--depth")?;
         // The model's own options (--dim-per-head, --deep-stem, …), before any data is read.
-        self.model_config(1, 1).check().context("model options")?;
-        if let Some(path) = &self.pretrained
+        run.model_config(1, 1).check().context("model options")?;
+        if let Some(path) = &run.pretrained
             && !path.is_file()
         {
             bail!("--pretrained: {} is not a file", path.display());
         }
         // Every pruning value, also where the attention does not prune: a value that would fail
         // at the first decision, or means nothing, is refused before any work.
-        self.prune
-            .validate(self.resolved_epochs(), self.dataset.prune_preset())?;
-        if self.limit_train == Some(0) || self.limit_test == Some(0) {
-            bail!("--limit-train/--limit-test must be at least 1");
-        }
+        run.prune.validate(run.epochs, run.dataset.prune_preset())?;
         Ok(())
     }
 }
@@ -384,7 +364,9 @@ mod tests {
             Cli::try_parse_from(std::iter::once("train").chain(args.iter().copied()))
                 .unwrap()
                 .config
-                .resolved_depth()
+                .resolve()
+                .unwrap()
+                .depth
         };
         assert_eq!(depth(&[]), 20);
         assert_eq!(depth(&["--depth", "56"]), 56);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use burn::data::dataset::Dataset;
 
-use super::config::TrainConfig;
 use super::options::DatasetName;
+use super::resolved::RunConfig;
 use ela_data::cifar;
 use ela_data::dataset::{EpochClock, ImageItem, Mnist, Normalization, Splits};
 use ela_data::imagenet::{self, FolderIndex, ImageFolderSet};
@@ -82,7 +82,7 @@ pub struct RunData {
 
 /// The configured dataset's splits, limited by --limit-train/--limit-test, with the training
 /// augmentation of the dataset's recipe driven by `clock`.
-pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
+pub fn run_data(config: &RunConfig, clock: &EpochClock) -> Result<RunData> {
     let recipe = config.dataset.recipe();
     if config.dataset == DatasetName::Imagenet {
         let dir = fetched_dir(config.dataset, config.data_dir.as_deref())?;
@@ -90,7 +90,7 @@ pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
         let val_index = FolderIndex::scan(&dir.join("val"), Some(&train_index.classes))?;
         let mut train = ImageFolderSet::new(&train_index, true, config.seed, clock.clone());
         let mut test = ImageFolderSet::new(&val_index, false, config.seed, clock.clone());
-        if let Some(n) = config.resolved_limit_train() {
+        if let Some(n) = config.limit_train {
             train = train.evenly_spaced(n);
         }
         if let Some(n) = config.limit_test {
@@ -114,7 +114,7 @@ pub fn run_data(config: &TrainConfig, clock: &EpochClock) -> Result<RunData> {
         DatasetName::Cifar10 | DatasetName::Cifar100 => cifar::channel_stats(&data.train),
         _ => Normalization::mnist(),
     };
-    let train_set = match config.resolved_limit_train() {
+    let train_set = match config.limit_train {
         Some(n) => data.train.truncated(n),
         None => data.train.clone(),
     };

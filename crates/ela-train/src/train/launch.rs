@@ -20,24 +20,24 @@ use super::dataset::{RunData, run_data};
 use super::optim::sgd;
 use super::options::{LrScheduleName, Method};
 use super::pretrained::load_pretrained;
-use super::summary::{RunSummary, utc_stamp};
+use super::resolved::RunConfig;
+use super::summary::RunSummary;
 use crate::backend::{self, Backend};
 use crate::checkpoint::{
     AtomicCheckpointer, KEEP, RECORDS, TrainingState, latest_complete, load_state, verify_records,
 };
-use crate::lock::RunLock;
 use crate::lr::{EpochSchedule, ScheduleKind};
 use crate::model::ElaClassifier;
 use crate::pruning::{PruningController, ScoreProbe};
 use crate::renderer::BarRenderer;
-use crate::run::{PruningRecord, RunDir, git_revision, write_json};
 use crate::strategy::{PruningStrategy, StrategyState};
 use ela_data::dataset::{EpochClock, EpochShuffled, ImageBatcher};
+use ela_records::lock::RunLock;
+use ela_records::{PruningRecord, RunDir, git_revision, write_json};
 
 /// Trains one model as configured and writes its run directory.
 pub fn train(config: &TrainConfig) -> Result<RunSummary> {
-    let config = &config.with_model_resolved()?;
-    run_training(config, None)
+    run_training(&config.resolve()?, None)
 }
 
 /// Continues the run in `dir` from its newest complete checkpoint, with the configuration in its
@@ -58,7 +58,7 @@ pub fn resume(dir: &Path, lr: Option<f64>) -> Result<RunSummary> {
         .with_context(|| format!("--resume: {} is not a run configuration", path.display()))?;
     config.out = Some(dir.to_path_buf());
     if let Some(lr) = lr {
-        let previous = config.resolved_lr();
+        let previous = config.resolve()?.lr;
         let from_epoch = latest_complete(&checkpoint_dir(dir)).map_or(1, |k| k + 1);
         println!("resuming with base learning rate {lr} from epoch {from_epoch} (was {previous})");
         config.lr = Some(lr);
@@ -68,7 +68,7 @@ pub fn resume(dir: &Path, lr: Option<f64>) -> Result<RunSummary> {
             previous_lr: previous,
         });
     }
-    run_training(&config, Some(lock))
+    run_training(&config.resolve()?, Some(lock))
 }
 
 /// The run directory's checkpoint folder.
@@ -78,8 +78,7 @@ pub fn checkpoint_dir(run: &Path) -> PathBuf {
 
 /// Trains `config`'s run: a new one, or with `resuming` (the lock of its directory) the run in
 /// `config.out`, from its newest complete checkpoint or, without one, from its first epoch.
-fn run_training(config: &TrainConfig, resuming: Option<RunLock>) -> Result<RunSummary> {
-    config.validate()?;
+fn run_training(config: &RunConfig, resuming: Option<RunLock>) -> Result<RunSummary> {
     let started = Instant::now();
     // Data and devices first: a missing dataset or backend leaves no run directory behind.
     // Order and augmentation of epoch k depend on (seed, k) alone: a resumed run reads exactly
@@ -98,19 +97,6 @@ fn run_training(config: &TrainConfig, resuming: Option<RunLock>) -> Result<RunSu
     finish(config, &run_path, (net, &state), device, revision)
 }
 
-/// The run directory of `config`: `--out`, or a new one under `runs/`.
-fn out_dir(config: &TrainConfig) -> PathBuf {
-    config.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}-r{}-{}-{}",
-            config.attention.name(),
-            config.resolved_depth(),
-            config.dataset.name(),
-            utc_stamp()
-        ))
-    })
-}
-
 /// The devices of a run: the main one (autodiff) and the data-parallel workers' (the main one
 /// first; one entry without data parallelism).
 struct Devices {
@@ -122,14 +108,14 @@ struct Devices {
 
 impl Devices {
     /// Opens (and probes) each configured device once, for `n_train` training images.
-    fn open(config: &TrainConfig, n_train: usize) -> Result<Self> {
-        let indices = config.device_indices();
+    fn open(config: &RunConfig, n_train: usize) -> Result<Self> {
+        let indices = &config.devices;
         let base = backend::device_with(config.backend, indices[0], config.precision)?;
         // The CPU backend's logical devices are all the one CPU device.
         let same = |i: usize, j: usize| i == j || config.backend == Backend::Cpu;
         let mut made: Vec<(usize, Device)> = vec![(indices[0], base.clone())];
         let mut workers = Vec::with_capacity(indices.len());
-        for &i in &indices {
+        for &i in indices {
             let d = match made.iter().find(|(j, _)| same(i, *j)) {
                 Some((_, d)) => d.clone(),
                 None => {
@@ -155,8 +141,8 @@ impl Devices {
     }
 
     /// Images per device of every global batch.
-    fn batch(&self, config: &TrainConfig) -> usize {
-        config.resolved_batch_size() / self.workers.len()
+    fn batch(&self, config: &RunConfig) -> usize {
+        config.batch_size / self.workers.len()
     }
 }
 
@@ -175,9 +161,9 @@ impl Start {
 
 /// Creates a new run's directory, or (`resuming`, the lock of an existing one) finds the
 /// newest complete checkpoint to continue from: without one the run starts again from epoch 1.
-fn open_run(config: &TrainConfig, resuming: Option<RunLock>) -> Result<Start> {
-    let out = out_dir(config);
-    let epochs = config.resolved_epochs();
+fn open_run(config: &RunConfig, resuming: Option<RunLock>) -> Result<Start> {
+    let out = config.out.clone();
+    let epochs = config.epochs;
     let checkpoints = checkpoint_dir(&out);
     let start = match resuming {
         None => Start {
@@ -224,7 +210,7 @@ fn open_run(config: &TrainConfig, resuming: Option<RunLock>) -> Result<Start> {
 /// The network (pretrained weights, or the checkpoint's skip mask) in its training wrapper,
 /// and ELA's pruning step for ELA runs.
 fn build_model(
-    config: &TrainConfig,
+    config: &RunConfig,
     data: &RunData,
     devices: &Devices,
     resumed: Option<&TrainingState>,
@@ -246,7 +232,7 @@ fn build_model(
     // ELA's pruning step: windows, the KL probe the model reads, decisions and their record.
     let pruning = if ela {
         let preset = config.dataset.prune_preset();
-        let schedule = config.prune.schedule(config.resolved_epochs(), preset)?;
+        let schedule = config.prune.schedule(config.epochs, preset)?;
         let method = config.prune.method_for(preset)?;
         let record = PruningRecord {
             method,
@@ -264,7 +250,7 @@ fn build_model(
         None
     };
     let model = ElaClassifier::new(net, pruning.as_ref().map(|p| p.probe().clone()))
-        .with_label_smoothing(config.resolved_label_smoothing() as f32)
+        .with_label_smoothing(config.label_smoothing as f32)
         .with_grad_scale(1.0 / devices.workers.len() as f32);
     Ok((model, pruning))
 }
@@ -272,9 +258,9 @@ fn build_model(
 /// The learning-rate schedule's shape: ×0.1 after 50% and 75% of the epochs (CIFAR: after
 /// epochs 90 and 135 of 180; a run too short for a milestone keeps the base rate rather than
 /// starting decayed), or cosine decay.
-fn schedule_kind(config: &TrainConfig) -> ScheduleKind {
-    let epochs = config.resolved_epochs();
-    match config.resolved_lr_schedule() {
+fn schedule_kind(config: &RunConfig) -> ScheduleKind {
+    let epochs = config.epochs;
+    match config.lr_schedule {
         LrScheduleName::MultiStep => ScheduleKind::MultiStep {
             milestones: [epochs / 2, epochs * 3 / 4]
                 .into_iter()
@@ -289,7 +275,7 @@ fn schedule_kind(config: &TrainConfig) -> ScheduleKind {
 /// `config.json` (every value as resolved for this run) and the empty `pruning.json` of a run
 /// that starts; a resume rewrites `config.json` only to record what it changed.
 fn write_start_records(
-    config: &TrainConfig,
+    config: &RunConfig,
     start: &Start,
     data: &RunData,
     pruning: Option<&PruningController>,
@@ -302,24 +288,11 @@ fn write_start_records(
         resolved["prune"]["windows"] = serde_json::json!(p.schedule().to_string());
         resolved["prune"]["resolved_method"] = serde_json::to_value(p.method()).expect("json");
     }
-    let settings = [
+    // Besides the configuration: what the run derived from it, and the code it ran.
+    let derived = [
         (
             "resolved_lr_schedule",
             serde_json::to_value(schedule_kind(config)).expect("json"),
-        ),
-        (
-            "warmup_epochs",
-            serde_json::json!(config.resolved_warmup_epochs()),
-        ),
-        ("lr", serde_json::json!(config.resolved_lr())),
-        (
-            "batch_size",
-            serde_json::json!(config.resolved_batch_size()),
-        ),
-        ("epochs", serde_json::json!(config.resolved_epochs())),
-        (
-            "limit_train",
-            serde_json::json!(config.resolved_limit_train()),
         ),
         (
             "normalization",
@@ -329,24 +302,9 @@ fn write_start_records(
             "crop_padding",
             serde_json::json!(config.dataset.recipe().crop_padding),
         ),
-        (
-            "zero_init_last_bn",
-            serde_json::json!(config.resolved_zero_init_last_bn()),
-        ),
-        ("arch", serde_json::json!(config.resolved_arch())),
-        ("depth", serde_json::json!(config.resolved_depth())),
-        (
-            "label_smoothing",
-            serde_json::json!(config.resolved_label_smoothing()),
-        ),
-        (
-            "decay_norm_and_bias",
-            serde_json::json!(config.resolved_decay_norm_and_bias()),
-        ),
-        ("workers", serde_json::json!(config.resolved_workers())),
         ("git_revision", serde_json::json!(revision)),
     ];
-    for (key, value) in settings {
+    for (key, value) in derived {
         resolved[key] = value;
     }
     if start.fresh() || !config.resume_overrides.is_empty() {
@@ -362,7 +320,7 @@ fn write_start_records(
 
 /// What the run is, where, on what, and where it resumes.
 fn print_banner(
-    config: &TrainConfig,
+    config: &RunConfig,
     start: &Start,
     data: &RunData,
     devices: &Devices,
@@ -372,8 +330,8 @@ fn print_banner(
     println!(
         "ela: {} {} ResNet-{} on {} ({}: {} train / {} test images), {} parameters",
         config.attention.name(),
-        config.resolved_arch(),
-        config.resolved_depth(),
+        config.arch,
+        config.depth,
         config.dataset.name(),
         data.source,
         data.train.len(),
@@ -411,8 +369,7 @@ fn print_banner(
             .collect();
         println!(
             "resuming after epoch {} of {} (skipping {skipped:?})",
-            state.epoch,
-            config.resolved_epochs()
+            state.epoch, config.epochs
         );
     }
 }
@@ -422,7 +379,7 @@ fn print_banner(
 /// strategy recorded.
 #[allow(clippy::too_many_arguments)]
 fn fit(
-    config: &TrainConfig,
+    config: &RunConfig,
     data: RunData,
     devices: Devices,
     start: Start,
@@ -437,7 +394,7 @@ fn fit(
     let n_train = data.train.len();
     let loader_train = DataLoaderBuilder::new(batcher.clone())
         .batch_size(device_batch)
-        .num_workers(config.resolved_workers())
+        .num_workers(config.workers)
         .build(EpochShuffled::new(
             data.train.clone(),
             n_train,
@@ -445,23 +402,23 @@ fn fit(
             clock.clone(),
         ));
     let loader_test = DataLoaderBuilder::new(batcher)
-        .batch_size(config.resolved_batch_size())
-        .num_workers(config.resolved_workers())
+        .batch_size(config.batch_size)
+        .num_workers(config.workers)
         .build(data.test.clone());
     // Optimizer steps per epoch: the last device's share (Burn's split gives it the remainder)
     // in batches of `device_batch`.
     let last_share = n_train - (n_devices - 1) * (n_train / n_devices);
     let lr_schedule = EpochSchedule::new(
-        config.resolved_lr(),
+        config.lr,
         schedule_kind(config),
-        config.resolved_warmup_epochs(),
-        config.resolved_epochs(),
+        config.warmup_epochs,
+        config.epochs,
         last_share.div_ceil(device_batch),
     );
     let optim = sgd(
         config.momentum,
         config.weight_decay,
-        config.resolved_decay_norm_and_bias(),
+        config.decay_norm_and_bias,
         &model,
     );
     let learner = Learner::new(model, optim, lr_schedule);
@@ -479,7 +436,7 @@ fn fit(
     let strategy = strategy.with_workers(devices.workers).with_start(started);
     let mut training = SupervisedTraining::new(run_path.join("burn"), loader_train, loader_test)
         .metrics((AccuracyMetric::new(), LossMetric::new()))
-        .num_epochs(config.resolved_epochs())
+        .num_epochs(config.epochs)
         .renderer(Box::new(BarRenderer::new()))
         .with_custom_checkpointers(
             AtomicCheckpointer::new(&checkpoints, RECORDS[0]),
@@ -503,9 +460,9 @@ fn fit(
     Ok((result.model.net, state))
 }
 
-/// The results: the final weights, `summary.json` and the run's report.
+/// The results: the final weights and `summary.json`.
 fn finish(
-    config: &TrainConfig,
+    config: &RunConfig,
     run_path: &Path,
     (net, state): (ela_model::ElaResNet, &Mutex<StrategyState>),
     device: String,
@@ -536,20 +493,7 @@ fn finish(
         train_seconds: metrics.iter().map(|m| m.train_seconds).collect(),
         total_seconds: state.total_seconds(),
         resume_overrides: config.resume_overrides.clone(),
-        report: None,
     };
     write_json(&run_path.join("summary.json"), &summary)?;
-    // The run's results are saved; a report that cannot be drawn is a warning, not a failure.
-    let report = crate::report::Run::load(run_path)
-        .and_then(|run| crate::report::write_report(&[run], &run_path.join("report")));
-    match report {
-        Ok(report) => Ok(RunSummary {
-            report: Some(report.markdown),
-            ..summary
-        }),
-        Err(err) => {
-            eprintln!("warning: no report written: {err:#}");
-            Ok(summary)
-        }
-    }
+    Ok(summary)
 }

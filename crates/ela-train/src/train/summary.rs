@@ -33,9 +33,6 @@ pub struct RunSummary {
     /// What resumes changed (`--resume DIR --lr X`), with the epoch each took effect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resume_overrides: Vec<ResumeOverride>,
-    /// The run's `report.md`, when it could be drawn.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<PathBuf>,
 }
 
 /// The current UTC time as `YYYYMMDD-HHMMSS`.

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use ela_model::SkipMode;
 use ela_prune::{EbqmParams, KlDirection, PruneMethod, StageLayout};
-use ela_train::attention::lay_out;
-use ela_train::report::{Figure, Run, heat_rgb, write_report};
-use ela_train::run::{BlockRecord, EpochMetrics, PruningRecord, RunDir, WindowRecord, write_json};
+use ela_records::{
+    BlockRecord, EpochMetrics, PruningRecord, RunDir, WindowRecord, lay_out, write_json,
+};
+use ela_report::{Figure, Run, heat_rgb, write_report};
 use image::RgbImage;
 
 const RED: [u8; 3] = [214, 39, 40];
@@ -247,7 +248,7 @@ fn a_report_draws_what_the_run_recorded() {
     let lum = |c: [u8; 3]| c.iter().map(|&v| v as u32).sum::<u32>();
     let top = kl.cells.iter().find(|c| c.value == Some(1.3)).unwrap();
     let low = kl.cells.iter().find(|c| c.value == Some(0.05)).unwrap();
-    let at = |c: &ela_train::report::Cell| pixel(&img, (c.pixel.0, c.pixel.1 - half.1 / 2));
+    let at = |c: &ela_report::Cell| pixel(&img, (c.pixel.0, c.pixel.1 - half.1 / 2));
     assert!(lum(at(top)) > lum(at(low)) + 300);
 
     // Attention maps: before (epoch 1) and after (epoch 3) side by side, 3 × 3 cells each.

@@ -18,9 +18,11 @@ use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
-use crate::checkpoint::latest_complete;
-use crate::train::{RunSummary, TrainConfig, checkpoint_dir, resume, train};
+use ela_train::backend::Backend;
+use ela_train::checkpoint::latest_complete;
+use ela_train::train::{RunSummary, TrainConfig, checkpoint_dir, resume, train};
+
+use crate::training;
 
 /// Flags a smoke run adds after its config's (later flags win): the embedded MNIST sample,
 /// 3 epochs of 640 images, windows after epochs 1 and 2, the MNIST recipe (lr, schedule, batch).
@@ -191,7 +193,7 @@ pub fn run_config(
 ) -> Result<TrainConfig> {
     // The file's flags first, then the smoke settings and the seed (later flags win).
     let mut args = vec!["ela".to_string()];
-    args.extend(crate::config::read(&row.config, &OneRun::command())?);
+    args.extend(ela_train::config::read(&row.config, &OneRun::command())?);
     let parse = |args: Vec<String>| -> Result<TrainConfig> {
         let parsed = OneRun::try_parse_from(&args)
             .with_context(|| format!("{} does not parse", row.config.display()))?;
@@ -201,9 +203,9 @@ pub fn run_config(
         args.extend(SMOKE_SETTINGS.iter().map(|s| s.to_string()));
         // The config's own depth, capped; ImageNet rows as the deepest smoke network (a
         // registered --model is replaced by its attention on that network).
-        let config = parse(args.clone())?.with_model_resolved()?;
-        let depth = match config.resolved_arch() {
-            ela_model::Arch::Cifar => config.resolved_depth().min(SMOKE_MAX_DEPTH),
+        let config = parse(args.clone())?.resolve()?;
+        let depth = match config.arch {
+            ela_model::Arch::Cifar => config.depth.min(SMOKE_MAX_DEPTH),
             ela_model::Arch::Imagenet => SMOKE_MAX_DEPTH,
         };
         args.extend([
@@ -227,8 +229,9 @@ pub fn run_config(
         out.display().to_string(),
     ]);
     let config = parse(args)?;
+    // Checked now, so that a bad row stops the plan before any run starts.
     config
-        .validate()
+        .resolve()
         .with_context(|| format!("{}", row.config.display()))?;
     Ok(config)
 }
@@ -456,7 +459,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             }
             RunState::Interrupted => {
                 println!("{label}: resuming {}", dir.display());
-                resume(dir, None)
+                resume(dir, None).map(training::report)
             }
             RunState::New => {
                 if dir.exists() {
@@ -465,7 +468,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
                         .with_context(|| format!("cannot clear {}", dir.display()))?;
                 }
                 println!("{label}: training into {}", dir.display());
-                train(config)
+                train(config).map(training::report)
             }
         };
         if let Err(err) = result {
@@ -523,8 +526,8 @@ fn write_results(
     std::fs::create_dir_all(&args.results)
         .with_context(|| format!("cannot create {}", args.results.display()))?;
     let md = results_markdown(table, args.scale, args.runs, command, &results);
-    crate::run::write_atomic(out, md.as_bytes())?;
-    crate::run::write_json(&out.with_extension("json"), &results)?;
+    ela_records::write_atomic(out, md.as_bytes())?;
+    ela_records::write_json(&out.with_extension("json"), &results)?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! `ela bench`: training-step and inference time (and peak memory) of the attention variants,
-//! measured side by side.
+//! Benchmarks of ELA. `ela bench`: training-step and inference time (and peak memory) of the
+//! attention variants, measured side by side.
 //!
 //! Shared machines drift: two runs measured minutes apart can differ by 20% for reasons that have
 //! nothing to do with the model. So every variant runs in the same process, on the same batch,
@@ -10,6 +10,10 @@
 //! Peak memory cannot be told apart per variant inside one process, so each variant's is
 //! measured in a fresh process of its own (`--memory-of`, run by the benchmark itself).
 //!
+//! It owns timing and memory measurement and their tables. It drives models and backends from
+//! `ela-model` and `ela-train` and the input pipelines from `ela-data`; none of them knows it,
+//! and nothing here runs inside a training.
+//!
 //! - [`results`]: timings, memory, host and the report's tables.
 //! - [`step`]: the interleaved training-step and inference rounds.
 //! - [`memory`]: peak memory, one variant per process.
@@ -17,12 +21,12 @@
 //! - [`retrieval`]: `ela bench-retrieval`, one block's retrieval and value map.
 //! - [`data`]: `ela bench-data`, the input pipelines.
 
-mod data;
-mod memory;
-mod pytorch;
-mod results;
-mod retrieval;
-mod step;
+pub mod data;
+pub mod memory;
+pub mod pytorch;
+pub mod results;
+pub mod retrieval;
+pub mod step;
 
 pub use data::*;
 pub use memory::*;
@@ -43,7 +47,7 @@ use burn::tensor::Distribution;
 use ela_model::{Arch, AttentionKind, ElaResNet, ElaResNetConfig, SkipMode, StageLayout};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{self, Backend};
+use ela_train::backend::{self, Backend};
 
 /// What to benchmark.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]

@@ -6,8 +6,8 @@
 //! compiles the CUDA build, running only the test that needs no GPU; on an NVIDIA machine:
 //!
 //! ```sh
-//! cargo test --release -p ela-train --features wgpu --test backends
-//! cargo test --release -p ela-train --features cuda --test backends
+//! cargo test --release -p ela-cli --features wgpu --test backends
+//! cargo test --release -p ela-cli --features cuda --test backends
 //! ```
 //!
 //! Tolerances, from f32 arithmetic in another summation order: loss within 1e-4, logits within

@@ -3,10 +3,8 @@
 
 use std::path::Path;
 
+use ela_cli::reproduce::{ReproduceArgs, RunState, Scale, reproduce, rows, run_config, run_state};
 use ela_train::backend::Backend;
-use ela_train::reproduce::{
-    ReproduceArgs, RunState, Scale, reproduce, rows, run_config, run_state,
-};
 use ela_train::train::{DatasetName, Method, RunSummary};
 
 fn experiments(root: &Path) -> std::path::PathBuf {
@@ -58,9 +56,8 @@ fn finish(dir: &Path, seed: u64, acc: f64, skipped: Vec<usize>) {
         train_seconds: vec![2.0, 4.0],
         total_seconds: 7.0,
         resume_overrides: Vec::new(),
-        report: None,
     };
-    ela_train::run::write_json(&dir.join("summary.json"), &s).unwrap();
+    ela_records::write_json(&dir.join("summary.json"), &s).unwrap();
 }
 
 #[test]
@@ -78,21 +75,27 @@ fn smoke_runs_train_the_embedded_sample_at_capped_depth() {
     let smoke = run_config(&rows[1], 11, Scale::Smoke, Backend::Cpu, &out).unwrap();
     assert_eq!(smoke.dataset, DatasetName::Mnist);
     assert_eq!(
-        smoke.resolved_depth(),
+        smoke.resolve().unwrap().depth,
         29,
         "ResNet-56 is trained as ResNet-29 at smoke scale"
     );
     assert_eq!(smoke.attention, Method::Ela);
-    assert_eq!(smoke.resolved_epochs(), 3);
+    assert_eq!(smoke.resolve().unwrap().epochs, 3);
     assert_eq!(smoke.seed, 11);
     assert_eq!(smoke.out.as_deref(), Some(out.as_path()));
     let smoke20 = run_config(&rows[0], 11, Scale::Smoke, Backend::Cpu, &out).unwrap();
-    assert_eq!(smoke20.resolved_depth(), 20);
+    assert_eq!(smoke20.resolve().unwrap().depth, 20);
     assert_eq!(smoke20.prune.k, 3, "the row's own settings are kept");
 
     let full = run_config(&rows[1], 11, Scale::Full, Backend::Cpu, &out).unwrap();
     assert_eq!(full.dataset, DatasetName::Cifar100);
-    assert_eq!((full.resolved_depth(), full.resolved_epochs()), (56, 180));
+    assert_eq!(
+        (
+            full.resolve().unwrap().depth,
+            full.resolve().unwrap().epochs
+        ),
+        (56, 180)
+    );
 
     let err = format!("{:#}", rows_err(&a.experiments, "table9"));
     assert!(err.contains("no table 'table9'"), "{err}");
@@ -167,12 +170,12 @@ fn a_row_without_finished_runs_says_not_run() {
         "{err}"
     );
 
-    let results = ela_train::reproduce::results_markdown(
+    let results = ela_cli::reproduce::results_markdown(
         "table4",
         Scale::Full,
         5,
         "cargo xtask reproduce table4",
-        &[ela_train::reproduce::RowResult {
+        &[ela_cli::reproduce::RowResult {
             row: "cifar100-resnet56-ebqm".into(),
             paper: Default::default(),
             seeds: vec![],
@@ -204,8 +207,8 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
     assert_eq!(
         (
             full.dataset,
-            full.resolved_arch(),
-            full.resolved_depth(),
+            full.resolve().unwrap().arch,
+            full.resolve().unwrap().depth,
             full.attention
         ),
         (
@@ -216,15 +219,18 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
         )
     );
     assert_eq!(
-        (full.resolved_epochs(), full.resolved_batch_size()),
+        (
+            full.resolve().unwrap().epochs,
+            full.resolve().unwrap().batch_size
+        ),
         (100, 256)
     );
     let smoke = run_config(ela50, 1, Scale::Smoke, Backend::Cpu, out).unwrap();
     assert_eq!(
         (
             smoke.dataset,
-            smoke.resolved_arch(),
-            smoke.resolved_depth(),
+            smoke.resolve().unwrap().arch,
+            smoke.resolve().unwrap().depth,
             smoke.attention
         ),
         (DatasetName::Mnist, ela_model::Arch::Cifar, 29, Method::Ela)
@@ -241,23 +247,19 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
     .unwrap();
     let (_, named) = rows(tmp.path(), "3").unwrap();
     let smoke = run_config(&named[0], 1, Scale::Smoke, Backend::Cpu, out).unwrap();
-    let smoke = smoke.with_model_resolved().unwrap();
+    let smoke = smoke.resolve().unwrap();
     assert_eq!(
-        (
-            smoke.resolved_arch(),
-            smoke.resolved_depth(),
-            smoke.attention.name()
-        ),
+        (smoke.arch, smoke.depth, smoke.attention.name()),
         (ela_model::Arch::Cifar, 29, "mrla-b")
     );
 
     // The results table shows the paper's hours beside our per-epoch time.
-    let md = ela_train::reproduce::results_markdown(
+    let md = ela_cli::reproduce::results_markdown(
         "table3",
         Scale::Full,
         1,
         "cmd",
-        &[ela_train::reproduce::RowResult {
+        &[ela_cli::reproduce::RowResult {
             row: "imagenet-resnet50-ela".into(),
             paper: ela50.paper.clone(),
             seeds: vec![1],

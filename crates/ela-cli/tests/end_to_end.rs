@@ -2,8 +2,9 @@
 //! tempdir: it must learn, prune at its window ends, and leave a complete run directory.
 
 use clap::Parser;
-use ela_train::run::PruningRecord;
-use ela_train::train::{TrainConfig, train};
+use ela_cli::training;
+use ela_records::PruningRecord;
+use ela_train::train::TrainConfig;
 
 #[derive(Parser)]
 struct Cli {
@@ -44,7 +45,8 @@ fn ela_learns_mnist_and_records_its_pruning_decisions() {
         "--out",
         out_str,
     ]);
-    let summary = train(&cfg).unwrap();
+    let finished = training::run(&cfg).unwrap();
+    let summary = &finished.summary;
 
     // Real learning: chance is 10%.
     assert!(
@@ -121,7 +123,7 @@ fn ela_learns_mnist_and_records_its_pruning_decisions() {
 
     // Attention maps: one validation pass per epoch, each attending block's row a
     // distribution over exactly the blocks in its memory (full mode: skipped blocks are not).
-    let maps = ela_train::run::read_attention(&out.join("attention.json")).unwrap();
+    let maps = ela_records::read_attention(&out.join("attention.json")).unwrap();
     assert_eq!(
         maps.iter().map(|m| m.epoch).collect::<Vec<_>>(),
         vec![1, 2, 3]
@@ -155,7 +157,7 @@ fn ela_learns_mnist_and_records_its_pruning_decisions() {
     }
 
     // The report, written at the end of the run.
-    let report = summary.report.expect("a report was written");
+    let report = finished.report.expect("a report was written");
     let md = std::fs::read_to_string(&report).unwrap();
     for figure in ["curves.png", "kl.png", "attention-stage1.png"] {
         assert!(
@@ -198,7 +200,7 @@ fn invalid_flags_are_rejected_before_any_work() {
     ] {
         let mut all = args.clone();
         all.extend(["--out", out_str]);
-        let err = format!("{:#}", train(&config(&all)).unwrap_err());
+        let err = format!("{:#}", training::run(&config(&all)).unwrap_err());
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!out.exists(), "{args:?} created the run directory");
     }

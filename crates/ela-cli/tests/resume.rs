@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ela_records::PruningRecord;
 use ela_train::checkpoint::latest_complete;
-use ela_train::run::PruningRecord;
 use ela_train::train::checkpoint_dir;
 
 const ARGS: [&str; 17] = [
@@ -144,7 +144,7 @@ fn a_killed_run_resumes_to_the_same_result() {
     for (wa, wb) in a.windows.iter().zip(&b.windows) {
         assert_eq!(wa.batches, wb.batches);
         assert_eq!(wa.newly_skipped, wb.newly_skipped);
-        let kl = |w: &ela_train::run::WindowRecord| -> Vec<Option<f64>> {
+        let kl = |w: &ela_records::WindowRecord| -> Vec<Option<f64>> {
             w.blocks.iter().map(|b| b.kl).collect()
         };
         assert_eq!(kl(wa), kl(wb), "window {}-{}", wa.start, wa.end);

@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{CommandFactory, Parser, Subcommand};
+use ela_bench::{self as bench, BenchConfig, DataBenchConfig, RetrievalBenchConfig};
+use ela_cli::reproduce::{ReproduceArgs, reproduce};
+use ela_cli::training;
 use ela_data::fetch::{FetchName, Fetched, fetch};
 use ela_model::registry::ModelEntry;
 use ela_model::{Arch, ElaResNetConfig};
+use ela_records::parse_kl_log;
+use ela_report::{Run, write_report};
 use ela_train::backend::{self, Backend};
-use ela_train::bench::{self, BenchConfig, DataBenchConfig, RetrievalBenchConfig};
-use ela_train::report::{Run, write_report};
-use ela_train::reproduce::{ReproduceArgs, reproduce};
-use ela_train::run::parse_kl_log;
-use ela_train::train::{Method, PruneArgs, TrainConfig, resume, train};
+use ela_train::train::{Method, PruneArgs, TrainConfig};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -212,7 +213,7 @@ fn run_bench(config: &BenchConfig) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--json: cannot create {}", dir.display()))?;
     }
-    ela_train::run::write_json(&path, &report)?;
+    ela_records::write_json(&path, &report)?;
     println!("\nwritten to {}", path.display());
     Ok(())
 }
@@ -307,7 +308,7 @@ fn run_fetch(args: &FetchArgs) -> Result<()> {
             args.dataset
         ),
         (None, Some(from)) => {
-            ela_train::guard::refuse_input_inside_output(
+            ela_records::guard::refuse_input_inside_output(
                 ("--dir", &args.dir.join("imagenet")),
                 ("--from", from),
             )?;
@@ -334,14 +335,12 @@ fn run_fetch(args: &FetchArgs) -> Result<()> {
 }
 
 fn run_train(config: &TrainConfig) -> Result<()> {
-    let s = match &config.resume {
-        Some(dir) => resume(dir, config.lr)?,
-        None => train(config)?,
-    };
+    let finished = training::run(config)?;
+    let s = &finished.summary;
     println!("skipped blocks: {:?}", s.skipped);
     println!("test accuracy: {:.2}%", s.test_acc);
     println!("run directory: {}", s.run_dir.display());
-    if let Some(report) = &s.report {
+    if let Some(report) = &finished.report {
         println!("report: {}", report.display());
     }
     Ok(())
@@ -402,7 +401,7 @@ fn prune_plan(args: &PrunePlanArgs) -> Result<()> {
 }
 
 fn forward(args: &ForwardArgs) -> Result<()> {
-    ela_train::guard::refuse_overwriting_inputs(
+    ela_records::guard::refuse_overwriting_inputs(
         ("--output", &args.output),
         &[("--weights", &args.weights), ("--input", &args.input)],
     )?;
@@ -469,7 +468,7 @@ fn forward(args: &ForwardArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let out =
         safetensors::serialize([("logits", view)], None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    ela_train::run::write_atomic(&args.output, &out)?;
+    ela_records::write_atomic(&args.output, &out)?;
     eprintln!(
         "forward: {} tensors loaded from {}, skip flags {:?}, logits {:?} -> {}",
         report.applied,
