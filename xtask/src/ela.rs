@@ -8,30 +8,61 @@ use anyhow::{Context, Result, bail};
 /// A backend and the cargo feature of `ela-cli` that compiles it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backend {
-    /// The `--backend` value.
+    /// The `--backend` value given to `cargo xtask`.
     pub name: &'static str,
     /// The cargo feature.
     pub feature: &'static str,
+    /// The `--backend` value `ela` gets (a build choice such as the CUDA compiler is not one of
+    /// its flags).
+    pub ela_name: &'static str,
 }
 
-const BACKENDS: [Backend; 4] = [
+const BACKENDS: [Backend; 5] = [
     Backend {
         name: "cpu",
         feature: "flex",
+        ela_name: "cpu",
     },
     Backend {
         name: "wgpu",
         feature: "wgpu",
+        ela_name: "wgpu",
     },
     Backend {
         name: "vulkan",
         feature: "vulkan",
+        ela_name: "vulkan",
     },
+    // CUDA with kernels compiled by NVRTC (the default) or by LLVM.
     Backend {
         name: "cuda",
         feature: "cuda",
+        ela_name: "cuda",
+    },
+    Backend {
+        name: "cuda-llvm",
+        feature: "cuda-llvm",
+        ela_name: "cuda",
     },
 ];
+
+/// `args` with the xtask-only backend names replaced by `ela`'s (`--backend cuda-llvm` runs
+/// `ela --backend cuda` built with the LLVM compiler).
+pub fn ela_args(args: &[String], backend: Backend) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut after_flag = false;
+    for arg in args {
+        if after_flag && arg == backend.name {
+            out.push(backend.ela_name.to_string());
+        } else if arg.strip_prefix("--backend=") == Some(backend.name) {
+            out.push(format!("--backend={}", backend.ela_name));
+        } else {
+            out.push(arg.clone());
+        }
+        after_flag = arg == "--backend";
+    }
+    out
+}
 
 /// The backend named by `--backend X` / `--backend=X` in `args` (default: cpu).
 pub fn backend_of(args: &[String]) -> Result<Backend> {
@@ -41,7 +72,7 @@ pub fn backend_of(args: &[String]) -> Result<Backend> {
         if arg == "--backend" {
             let v = iter
                 .next()
-                .context("--backend needs a value: cpu, wgpu, vulkan or cuda")?;
+                .context("--backend needs a value: cpu, wgpu, vulkan, cuda or cuda-llvm")?;
             value = Some(v.as_str());
         } else if let Some(v) = arg.strip_prefix("--backend=") {
             value = Some(v);
@@ -53,7 +84,9 @@ pub fn backend_of(args: &[String]) -> Result<Backend> {
         .iter()
         .find(|b| b.name == name)
         .copied()
-        .with_context(|| format!("--backend {name}: expected one of cpu, wgpu, vulkan, cuda"))
+        .with_context(|| {
+            format!("--backend {name}: expected one of cpu, wgpu, vulkan, cuda, cuda-llvm")
+        })
 }
 
 fn workspace_root() -> PathBuf {
@@ -108,7 +141,7 @@ pub fn build(backend: Backend) -> Result<PathBuf> {
 
 /// What to try when `backend` does not build.
 fn build_hint(backend: Backend) -> &'static str {
-    if backend.feature == "cuda" {
+    if backend.ela_name == "cuda" {
         ". The CUDA kernel compiler downloads LLVM during its first build \
          (tracel-llvm-bundler); without network access, build with Debian's LLVM 22 instead: \
          XDG_DATA_HOME=\"$(scripts/llvm-offline.sh)\" cargo xtask …"
@@ -161,6 +194,26 @@ mod tests {
             .to_string();
         assert!(err.contains("tpu") && err.contains("cuda"), "{err}");
         assert!(backend_of(&args(&["--backend"])).is_err());
+    }
+
+    #[test]
+    fn the_cuda_compiler_is_a_build_choice_that_ela_runs_as_cuda() {
+        for given in [
+            &["--backend", "cuda-llvm"][..],
+            &["--backend=cuda-llvm"][..],
+        ] {
+            let backend = backend_of(&args(given)).unwrap();
+            assert_eq!(backend.feature, "cuda-llvm");
+            let passed = ela_args(&args(given), backend).join(" ");
+            assert!(
+                passed == "--backend cuda" || passed == "--backend=cuda",
+                "{passed}"
+            );
+        }
+        // Values that only look like it are left alone.
+        let backend = backend_of(&args(&["--backend", "cuda"])).unwrap();
+        let given = args(&["--out", "cuda-llvm", "--backend", "cuda"]);
+        assert_eq!(ela_args(&given, backend), given);
     }
 
     #[test]

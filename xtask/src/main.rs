@@ -76,5 +76,5 @@ fn main() -> Result<()> {
     };
     let backend = ela::backend_of(&args)?;
     let binary = ela::build(backend)?;
-    ela::run(&binary, name, &args)
+    ela::run(&binary, name, &ela::ela_args(&args, backend))
 }

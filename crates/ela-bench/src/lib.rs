@@ -20,7 +20,9 @@
 //! - [`pytorch`]: the PyTorch reference, run on the same configuration.
 //! - [`retrieval`]: `ela bench-retrieval`, one block's retrieval and value map.
 //! - [`data`]: `ela bench-data`, the input pipelines.
+//! - [`agreement`]: `ela agree`, one training step on a backend against the CPU's.
 
+pub mod agreement;
 pub mod data;
 pub mod memory;
 pub mod pytorch;

@@ -198,6 +198,9 @@ pub struct BenchReport {
     pub revision: String,
     /// Backend and device (the backend is also `config.backend`).
     pub device: String,
+    /// How the GPU backends' kernels ran: fusion, autotune, the CUDA compiler.
+    #[serde(default)]
+    pub kernels: Option<String>,
     /// One entry per depth.
     pub depths: Vec<DepthResult>,
 }
@@ -206,7 +209,7 @@ impl BenchReport {
     /// Markdown tables of the results, one section per depth, with the benchmark's goals.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "batch {}, input {:?}, {} classes, {} warm-up steps, {} rounds, {}; {} ({} threads), \
+            "batch {}, input {:?}, {} classes, {} warm-up steps, {} rounds, {}{}; {} ({} threads), \
              revision {}\n",
             self.config.batch_size,
             self.config.input(),
@@ -214,6 +217,9 @@ impl BenchReport {
             self.warmup,
             self.rounds,
             self.device,
+            self.kernels
+                .as_ref()
+                .map_or_else(String::new, |k| format!(" ({k})")),
             self.host.cpu,
             self.host.threads,
             self.revision,

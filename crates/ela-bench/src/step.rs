@@ -103,6 +103,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport> {
         host: Host::current(),
         revision: revision(),
         device: format!("{:?} {base:?}", config.backend),
+        kernels: backend::kernels_line(config.backend),
         depths,
     })
 }

@@ -53,10 +53,32 @@ enum Command {
     /// One block's MRLA-B retrieval (forward, forward + backward) for t = 1 … 18 memory entries,
     /// then its depthwise value map (forward, and backward by which gradients are needed).
     BenchRetrieval(RetrievalBenchConfig),
+    /// One training step of ResNet-20 (plain, MRLA-B, ELA) on a backend against the CPU's.
+    Agree(AgreeArgs),
     /// Write report.md with PNG figures (curves, KL heatmap, mapping, attention maps) of runs.
     Report(ReportArgs),
     /// Run every row of a paper table for several seeds; write experiments/results/TABLE.md.
     Reproduce(ReproduceArgs),
+}
+
+#[derive(clap::Args)]
+struct AgreeArgs {
+    /// The backend under test.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: Backend,
+    /// Its device index.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+    /// Compare with the CPU's values in this folder (made by --write-reference, on any
+    /// machine) instead of computing them in this process.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Only compute the CPU's values of every case and write them into this folder.
+    #[arg(long, conflicts_with = "reference")]
+    write_reference: Option<PathBuf>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -189,6 +211,7 @@ fn main() {
         Command::Bench(config) => run_bench(&config),
         Command::BenchData(config) => run_bench_data(&config),
         Command::BenchRetrieval(config) => run_bench_retrieval(&config),
+        Command::Agree(args) => run_agree(&args),
         Command::Report(args) => run_report(&args),
         Command::Reproduce(args) => {
             reproduce(&args).map(|out| println!("results: {}", out.display()))
@@ -276,6 +299,29 @@ fn run_bench_data(config: &DataBenchConfig) -> Result<()> {
         println!(
             "| {} | {} | {:.0} |",
             row.stage, row.workers, row.images_per_second
+        );
+    }
+    Ok(())
+}
+
+fn run_agree(args: &AgreeArgs) -> Result<()> {
+    if let Some(dir) = &args.write_reference {
+        ela_bench::agreement::write_reference(dir)?;
+        println!("CPU reference: {}", dir.display());
+        return Ok(());
+    }
+    let results =
+        ela_bench::agreement::check(args.backend, args.device, args.reference.as_deref())?;
+    for r in &results {
+        println!("{r}");
+    }
+    if let Some(path) = &args.json {
+        ela_records::write_json(path, &results)?;
+    }
+    if let Some(bad) = results.iter().find(|r| !r.agrees) {
+        bail!(
+            "backend '{}' disagrees with the CPU: {bad}",
+            format!("{:?}", args.backend).to_lowercase()
         );
     }
     Ok(())

@@ -152,14 +152,14 @@ impl LayerAttention {
         let attention = softmax(scores, 3);
         // o = Σ_i a_i · v_i as t broadcast multiply-adds on the value maps in place: no
         // [batch, t, C, H, W] copy of the stage memory per block (forward), and no split of its
-        // gradient back into the t maps (backward).
-        let mut out: Option<Tensor<3>> = None;
-        for (i, v) in values.iter().enumerate() {
-            let weight = attention
-                .clone()
-                .slice_dim(3, i..i + 1)
-                .reshape([batch, g, 1]);
-            let term = v.clone().reshape([batch, g, d * height * width]) * weight;
+        // gradient back into the t maps (backward). The weights are cut apart before the sum and
+        // every term is taken at rank 5, `[batch, G, d, H, W] * [batch, G, 1, 1, 1]`: the sum is
+        // one chain of elementwise operations, which the GPU backends fuse into one kernel (a
+        // slice or a rank-lowering reshape inside the chain would end it).
+        let weights = attention.clone().reshape([batch, g, t, 1, 1]).chunk(t, 2);
+        let mut out: Option<Tensor<5>> = None;
+        for (v, weight) in values.iter().zip(weights) {
+            let term = v.clone().reshape([batch, g, d, height, width]) * weight;
             out = Some(match out {
                 Some(o) => o + term,
                 None => term,

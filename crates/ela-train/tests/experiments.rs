@@ -51,9 +51,7 @@ fn experiment_configs_are_valid_and_match_the_papers_parameter_counts() {
         let config = Cli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .config;
-        let config = config
-            .resolve()
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let config = config.resolve().unwrap_or_else(|e| panic!("{name}: {e:#}"));
 
         let table: toml::Table = text.parse().unwrap();
         let Some(paper) = table.get("paper").and_then(|p| p.as_table()) else {
@@ -68,10 +66,7 @@ fn experiment_configs_are_valid_and_match_the_papers_parameter_counts() {
             DatasetName::Cifar100 => 100,
             DatasetName::Imagenet => 1000,
         };
-        let model = config
-            .model_config(classes, 3)
-            .init(&device)
-            .unwrap();
+        let model = config.model_config(classes, 3).init(&device).unwrap();
         let got = model.parameter_count() as f64 / 1e6;
         assert!(
             (got - millions).abs() <= 0.0101,

@@ -355,6 +355,9 @@ fn print_banner(
         config.precision,
         start.run.path().display()
     );
+    if let Some(kernels) = backend::kernels_line(config.backend) {
+        println!("kernels: {kernels}");
+    }
     if let Some(p) = pruning {
         println!(
             "pruning: {} windows [{}], skip mode {}",
