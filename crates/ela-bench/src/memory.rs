@@ -53,6 +53,12 @@ pub fn measure_memory(config: &BenchConfig, name: &str) -> Result<PeakMemory> {
     variant.step(&x, &y);
     variant.step(&x, &y);
     let train = peak()?.saturating_sub(resting);
+    // The last optimizer update is still queued (nothing read it back): finish it and free the
+    // model before the process ends, so that the backend's teardown finds no work in flight.
+    drop(variant);
+    device
+        .sync()
+        .map_err(|e| anyhow::anyhow!("the device failed after the measurement: {e:?}"))?;
     Ok(PeakMemory {
         kind,
         resting_bytes: resting,

@@ -102,6 +102,10 @@ pub struct VariantResult {
     pub train: Timing,
     /// Inference: one eval-mode forward pass, until the logits are read back.
     pub inference: Timing,
+    /// The first (warm-up) training step, which also compiles the kernels (and on GPUs
+    /// autotunes them) on their first use: what a run pays before it trains at speed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_step_seconds: Option<f64>,
     /// Peak memory, where measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<PeakMemory>,
@@ -280,6 +284,17 @@ impl DepthResult {
         }
         if let Some(m) = self.variants.iter().find_map(|v| v.memory) {
             out.push_str(&format!("\nPeak memory: {}.\n", m.kind.describe()));
+        }
+        let firsts: Vec<String> = self
+            .variants
+            .iter()
+            .filter_map(|v| Some(format!("{} {:.2} s", v.name, v.first_step_seconds?)))
+            .collect();
+        if !firsts.is_empty() {
+            out.push_str(&format!(
+                "\nFirst training step (with kernel compilation and autotuning): {}.\n",
+                firsts.join(", ")
+            ));
         }
         if let Some(pt) = &self.pytorch {
             out.push_str(&format!(

@@ -117,11 +117,17 @@ fn run_depth(config: &BenchConfig, depth: usize, base: &Device) -> Result<DepthR
         .map(|i| Variant::new(config, depth, i, &skipped, &device))
         .collect::<Result<Vec<_>>>()?;
     let (warmup, rounds) = config.schedule();
+    // The first step of each variant compiles its kernels (and on GPUs autotunes them): its
+    // time is kept apart, as what a run pays before its first training step.
+    let mut first_steps = Vec::with_capacity(variants.len());
     for v in variants.iter_mut() {
+        let mut first = None;
         for _ in 0..warmup {
-            v.step(&x, &y);
+            let t = v.step(&x, &y);
+            first.get_or_insert(t);
         }
         v.infer(&x_inner);
+        first_steps.push(first);
     }
     let n = variants.len();
     let mut train = vec![Vec::with_capacity(rounds); n];
@@ -154,6 +160,7 @@ fn run_depth(config: &BenchConfig, depth: usize, base: &Device) -> Result<DepthR
             parameters: v.model.parameter_count(),
             train,
             inference,
+            first_step_seconds: first_steps[i],
             memory,
         });
     }

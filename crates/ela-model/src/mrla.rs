@@ -142,7 +142,7 @@ impl LayerAttention {
         keys: &[Tensor<3>],
         values: &[Tensor<4>],
     ) -> (Tensor<4>, Tensor<4>) {
-        let [batch, channels, height, width] = values[0].dims();
+        let [batch, channels, _, _] = values[0].dims();
         let (g, d, t) = (self.heads, self.dim_per_head, keys.len());
         let q = query.reshape([batch, 1, g, d]).swap_dims(1, 2); // [batch, G, 1, d]
         let k = Tensor::cat(keys.to_vec(), 1) // [batch, t, C]
@@ -150,24 +150,28 @@ impl LayerAttention {
             .swap_dims(1, 2); // [batch, G, t, d]
         let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt(); // [batch, G, 1, t]
         let attention = softmax(scores, 3);
-        // o = Σ_i a_i · v_i as t broadcast multiply-adds on the value maps in place: no
+        // o = Σ_i a_i · v_i as t broadcast multiply-adds on the value maps as they are: no
         // [batch, t, C, H, W] copy of the stage memory per block (forward), and no split of its
-        // gradient back into the t maps (backward). The weights are cut apart before the sum and
-        // every term is taken at rank 5, `[batch, G, d, H, W] * [batch, G, 1, 1, 1]`: the sum is
-        // one chain of elementwise operations, which the GPU backends fuse into one kernel (a
-        // slice or a rank-lowering reshape inside the chain would end it).
-        let weights = attention.clone().reshape([batch, g, t, 1, 1]).chunk(t, 2);
-        let mut out: Option<Tensor<5>> = None;
+        // gradient back into the t maps (backward). Each head's weight is first spread over the
+        // head's d channels (a [batch, C, t, 1] tensor, small) and cut into the t per-entry
+        // weights [batch, C, 1, 1]; the sum is then one chain of rank-4 elementwise operations
+        // on the maps, which the GPU backends fuse into one kernel (a reshape or a slice of the
+        // maps inside the chain would end it).
+        let weights = attention
+            .clone()
+            .reshape([batch, g, 1, t])
+            .expand([batch, g, d, t])
+            .reshape([batch, channels, t, 1])
+            .chunk(t, 2);
+        let mut out: Option<Tensor<4>> = None;
         for (v, weight) in values.iter().zip(weights) {
-            let term = v.clone().reshape([batch, g, d, height, width]) * weight;
+            let term = v.clone() * weight;
             out = Some(match out {
                 Some(o) => o + term,
                 None => term,
             });
         }
-        let out = out
-            .expect("a stage memory holds at least the block's own entry")
-            .reshape([batch, channels, height, width]);
+        let out = out.expect("a stage memory holds at least the block's own entry");
         (out, attention)
     }
 

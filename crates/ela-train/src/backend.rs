@@ -79,7 +79,7 @@ pub fn kernel_setup(backend: Backend) -> KernelSetup {
 
 #[cfg(feature = "tuned")]
 fn autotune_cache() -> Option<std::path::PathBuf> {
-    Some(cubecl_environment::path())
+    Some(cubecl_environment::environment::path())
 }
 
 #[cfg(not(feature = "tuned"))]
