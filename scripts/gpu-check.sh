@@ -22,8 +22,9 @@
 #   steps.json        each step's status and seconds
 # Each bench reports the first training step of every variant (kernel compilation and
 # autotuning) apart from the timed rounds. A step that would overrun the budget is skipped and
-# said so. `--dry-run` runs the same steps with the CPU backend and small sizes (the PyTorch
-# reference only where torch imports), so the kit is tested before any GPU is lent.
+# said so; a step that fails does not stop the others, and makes the command fail at the end.
+# `--dry-run` runs the same steps with the CPU backend and small sizes (the PyTorch reference
+# only where torch imports), so the kit is tested before any GPU is lent: CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIT=gpu-kit
@@ -242,6 +243,11 @@ EOF
   echo "[${STEPS[*]}]" >"$OUT/steps.json"
   echo "== done: $(cat "$OUT/steps.json")"
   rm -rf "$work"
+  # Every step ran or was skipped for time; a failed one fails the check (after the rest ran).
+  if grep -q '"failed' "$OUT/steps.json"; then
+    echo "gpu-check: a step failed" >&2
+    return 1
+  fi
 }
 
 case "${1:-}" in
