@@ -47,6 +47,9 @@ enum Task {
     /// One block's MRLA-B retrieval time for t = 1 … 18 memory entries, and its value map.
     #[command(disable_help_flag = true)]
     BenchRetrieval(PassThrough),
+    /// One training step of ResNet-20 (plain, MRLA-B, ELA) on a backend against the CPU's.
+    #[command(disable_help_flag = true)]
+    Agree(PassThrough),
     /// Write report.md with PNG figures of one or more run directories.
     #[command(disable_help_flag = true)]
     Report(PassThrough),
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
         Task::Bench(a) => ("bench", a.args),
         Task::BenchData(a) => ("bench-data", a.args),
         Task::BenchRetrieval(a) => ("bench-retrieval", a.args),
+        Task::Agree(a) => ("agree", a.args),
         Task::Report(a) => ("report", a.args),
         Task::Reproduce(a) => ("reproduce", a.args),
     };
