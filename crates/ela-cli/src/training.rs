@@ -29,18 +29,12 @@ pub fn run(config: &TrainConfig) -> Result<Finished> {
 /// cannot be drawn is a warning, not a failure.
 pub fn report(summary: RunSummary) -> Finished {
     let dir = &summary.run_dir;
-    let report = Run::load(dir).and_then(|run| write_report(&[run], &dir.join("report")));
-    match report {
-        Ok(report) => Finished {
-            summary,
-            report: Some(report.markdown),
-        },
+    let report = match Run::load(dir).and_then(|run| write_report(&[run], &dir.join("report"))) {
+        Ok(report) => Some(report.markdown),
         Err(err) => {
             eprintln!("warning: no report written: {err:#}");
-            Finished {
-                summary,
-                report: None,
-            }
+            None
         }
-    }
+    };
+    Finished { summary, report }
 }
