@@ -1,0 +1,13 @@
+//! `ela-detect`: object detection on the ELA ResNets — Faster R-CNN with FPN in the paper's
+//! MMDetection 2.x setting (§4.2, Table 5) and a torchvision preset for weight import.
+//!
+//! Owns: box operations (IoU, NMS, the delta coder), RoIAlign, anchors, FPN, RPN, the RoI box
+//! head, the detector, and COCO evaluation. Knows nothing of training loops, run directories or
+//! reports: the training crate drives it, and the records crate stores what it returns.
+
+pub mod eval;
+
+mod error;
+
+pub use error::DetectError;
+pub use eval::{CocoStats, IouType, evaluate, evaluate_files};
