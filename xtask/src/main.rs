@@ -56,6 +56,10 @@ enum Task {
     /// Run every row of a paper table (experiments/TABLE) for several seeds; results table.
     #[command(disable_help_flag = true)]
     Reproduce(PassThrough),
+    /// Score COCO detections (--dt) against ground truth (--gt), --iou-type bbox|segm: the 12
+    /// COCOeval statistics as one JSON object.
+    #[command(disable_help_flag = true)]
+    EvalCoco(PassThrough),
 }
 
 #[derive(clap::Args)]
@@ -77,6 +81,7 @@ fn main() -> Result<()> {
         Task::Agree(a) => ("agree", a.args),
         Task::Report(a) => ("report", a.args),
         Task::Reproduce(a) => ("reproduce", a.args),
+        Task::EvalCoco(a) => ("eval-coco", a.args),
     };
     let backend = ela::backend_of(&args)?;
     let binary = ela::build(backend)?;

@@ -59,6 +59,22 @@ enum Command {
     Report(ReportArgs),
     /// Run every row of a paper table for several seeds; write experiments/results/TABLE.md.
     Reproduce(ReproduceArgs),
+    /// Score COCO detections against COCO ground truth: pycocotools' 12 statistics as one JSON
+    /// object (AP AP50 AP75 APs APm APl AR1 AR10 AR100 ARs ARm ARl).
+    EvalCoco(EvalCocoArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalCocoArgs {
+    /// COCO instances JSON (images, annotations, categories).
+    #[arg(long)]
+    gt: PathBuf,
+    /// COCO results JSON: an array of {image_id, category_id, bbox | segmentation, score}.
+    #[arg(long)]
+    dt: PathBuf,
+    /// Compare boxes (bbox) or masks (segm).
+    #[arg(long, default_value = "bbox")]
+    iou_type: ela_detect::IouType,
 }
 
 #[derive(clap::Args)]
@@ -216,11 +232,18 @@ fn main() {
         Command::Reproduce(args) => {
             reproduce(&args).map(|out| println!("results: {}", out.display()))
         }
+        Command::EvalCoco(args) => eval_coco(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }
+}
+
+fn eval_coco(args: &EvalCocoArgs) -> Result<()> {
+    let stats = ela_detect::evaluate_files(&args.gt, &args.dt, args.iou_type)?;
+    println!("{}", serde_json::to_string(&stats)?);
+    Ok(())
 }
 
 fn run_bench(config: &BenchConfig) -> Result<()> {
