@@ -99,8 +99,20 @@ impl CocoStats {
 
     /// From `COCOeval.stats` (12 values).
     pub fn from_slice(s: &[f64]) -> Result<Self, DetectError> {
-        let &[ap, ap50, ap75, ap_small, ap_medium, ap_large, ar1, ar10, ar100, ar_small, ar_medium, ar_large] =
-            s
+        let &[
+            ap,
+            ap50,
+            ap75,
+            ap_small,
+            ap_medium,
+            ap_large,
+            ar1,
+            ar10,
+            ar100,
+            ar_small,
+            ar_medium,
+            ar_large,
+        ] = s
         else {
             return Err(DetectError::Invalid(format!(
                 "COCO statistics: expected 12 values, got {}",

@@ -5,9 +5,17 @@
 //! head, the detector, and COCO evaluation. Knows nothing of training loops, run directories or
 //! reports: the training crate drives it, and the records crate stores what it returns.
 
+pub mod boxes;
+pub mod coder;
 pub mod eval;
+pub mod nms;
+pub mod roi_align;
 
 mod error;
 
+pub use boxes::{box_area, box_iof, box_iou, clip_boxes};
+pub use coder::DeltaCoder;
 pub use error::DetectError;
 pub use eval::{CocoStats, IouType, evaluate, evaluate_files};
+pub use nms::{batched_nms, nms};
+pub use roi_align::{Roi, RoiAlignConfig, roi_align};

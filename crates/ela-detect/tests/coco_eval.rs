@@ -50,7 +50,12 @@ fn every_fixture_matches_pycocotools() {
 fn the_json_keys_are_the_papers_names() {
     let stats = CocoStats::from_slice(&[0.0; 12]).unwrap();
     let value = serde_json::to_value(stats).unwrap();
-    let keys: Vec<&str> = value.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
     let mut expected = CocoStats::KEYS.to_vec();
     expected.sort();
     let mut keys = keys;
@@ -63,14 +68,22 @@ fn bad_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let gt = dir.path().join("gt.json");
     std::fs::write(&gt, "{ not json").unwrap();
-    let err = evaluate_files(&gt, &gt, IouType::Bbox).unwrap_err().to_string();
+    let err = evaluate_files(&gt, &gt, IouType::Bbox)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("gt.json"), "{err}");
     let missing = dir.path().join("missing.json");
-    let good = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/coco_eval/bbox_edges/gt.json");
+    let good =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/coco_eval/bbox_edges/gt.json");
     let err = evaluate_files(&good, &missing, IouType::Bbox)
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing.json"), "{err}");
-    assert!("mask".parse::<IouType>().unwrap_err().to_string().contains("--iou-type"));
+    assert!(
+        "mask"
+            .parse::<IouType>()
+            .unwrap_err()
+            .to_string()
+            .contains("--iou-type")
+    );
 }
