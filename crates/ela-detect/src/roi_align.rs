@@ -207,3 +207,62 @@ pub fn roi_align(features: Tensor<4>, rois: &[Roi], config: &RoiAlignConfig) -> 
         .reshape([k, ph, channels, pw])
         .permute([0, 2, 1, 3])
 }
+
+/// RoIAlign over pyramid levels (MMDetection's `SingleRoIExtractor`, torchvision's
+/// `MultiScaleRoIAlign`): each RoI is read from level `floor(log2(sqrt(w · h) / 56 + 1e-6))`
+/// (clamped to the levels given), i.e. P2 below 112 pixels, P5 from 448.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiLevelRoiAlign {
+    /// Output side (7 for boxes, 14 for masks).
+    pub output: usize,
+    /// Strides of the levels read (P2–P5: 4, 8, 16, 32).
+    pub strides: Vec<usize>,
+    /// MMCV's convention (aligned, adaptive) or torchvision's.
+    pub torchvision: bool,
+}
+
+impl MultiLevelRoiAlign {
+    /// The level each RoI is read from.
+    pub fn levels(&self, rois: &[Roi]) -> Vec<usize> {
+        rois.iter()
+            .map(|r| {
+                let [x1, y1, x2, y2] = r.bbox;
+                let scale = ((x2 - x1) * (y2 - y1)).max(0.0).sqrt();
+                let level = (scale / 56.0 + 1e-6).log2().floor();
+                level.clamp(0.0, (self.strides.len() - 1) as f32) as usize
+            })
+            .collect()
+    }
+
+    /// `[K, C, output, output]`, in the order of `rois`.
+    pub fn forward(&self, features: &[Tensor<4>], rois: &[Roi]) -> Tensor<4> {
+        let levels = self.levels(rois);
+        let mut parts = Vec::new();
+        let mut order = Vec::with_capacity(rois.len());
+        for (l, stride) in self.strides.iter().enumerate() {
+            let members: Vec<usize> = (0..rois.len()).filter(|&i| levels[i] == l).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let scale = 1.0 / *stride as f32;
+            let config = if self.torchvision {
+                RoiAlignConfig::torchvision(self.output, scale)
+            } else {
+                RoiAlignConfig::mmdet(self.output, scale)
+            };
+            let level_rois: Vec<Roi> = members.iter().map(|&i| rois[i]).collect();
+            parts.push(roi_align(features[l].clone(), &level_rois, &config));
+            order.extend(members);
+        }
+        if parts.is_empty() {
+            let [_, c, _, _] = features[0].dims();
+            return Tensor::zeros([0, c, self.output, self.output], &features[0].device());
+        }
+        // Back from level order to RoI order.
+        let mut inverse = vec![0; order.len()];
+        for (position, &roi) in order.iter().enumerate() {
+            inverse[roi] = position;
+        }
+        Tensor::cat(parts, 0).select(0, indices(&inverse, &features[0].device()))
+    }
+}

@@ -347,7 +347,7 @@ pub struct DeepStem {
 }
 
 impl DeepStem {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = relu(self.bn_a.forward(self.conv_a.forward(x)));
         relu(self.bn_b.forward(self.conv_b.forward(x)))
     }
@@ -531,89 +531,6 @@ impl ElaResNet {
             .filter(|s| !s.is_empty())
             .map(Vec::as_slice)
             .collect()
-    }
-
-    /// Logits.
-    ///
-    /// # Shapes
-    /// - x: `[batch, in_channels, H, W]` → `[batch, num_classes]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_impl(x, false).logits
-    }
-
-    /// Logits and every attending block's attention weights, detached: reading them adds no
-    /// autodiff work, and [`forward`](Self::forward) does not compute them at all.
-    pub fn forward_with_attention(&self, x: Tensor<4>) -> ForwardOutput {
-        self.forward_impl(x, true)
-    }
-
-    fn forward_impl(&self, x: Tensor<4>, collect: bool) -> ForwardOutput {
-        let flags = self.skips.get();
-        let x = match &self.stem {
-            Some(stem) => stem.forward(x),
-            None => x,
-        };
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
-        if let Some(pool) = &self.maxpool {
-            x = pool.forward(x);
-        }
-        let mut attention = Vec::with_capacity(flags.len());
-        let mut index = 0;
-        for (s, stage) in self.stages().into_iter().enumerate() {
-            // The stage memory resets at each stage: C, H and W change.
-            let mut keys: Vec<Tensor<3>> = Vec::new();
-            let mut values: Vec<Tensor<4>> = Vec::new();
-            let mut dia_state = None;
-            for block in stage {
-                let (out, identity) = match self.dia.get(s) {
-                    Some(cell) => {
-                        let (u, identity) = block.branch(x);
-                        let state = dia_state
-                            .take()
-                            .unwrap_or_else(|| cell.zero_state(u.dims()[0], &u.device()));
-                        let (u, state) = cell.forward(u, state);
-                        dia_state = Some(state);
-                        (relu(u + identity.clone()), identity)
-                    }
-                    None => block.residual(x),
-                };
-                let skipped = flags[index];
-                index += 1;
-                let mut weights = None;
-                x = match (self.attention, block.mrla.as_ref()) {
-                    (AttentionKind::MrlaL, Some(_)) => block.add_light(out, identity),
-                    (AttentionKind::MrlaB, Some(mrla)) => {
-                        if skipped && self.skip_mode == SkipMode::Full {
-                            out
-                        } else {
-                            let y = mrla.descriptor(out.clone());
-                            keys.push(mrla.key(y.clone()));
-                            values.push(mrla.value(out.clone()));
-                            if skipped {
-                                out
-                            } else {
-                                let (o, a) = mrla.retrieve(mrla.query(y), &keys, &values);
-                                if collect {
-                                    weights = Some(a.detach());
-                                }
-                                block.add_retrieved(out, o)
-                            }
-                        }
-                    }
-                    _ => out,
-                };
-                attention.push(weights);
-            }
-            if let Some(bam) = self.bam.get(s) {
-                x = bam.forward(x);
-            }
-        }
-        let [batch, channels, _, _] = x.dims();
-        let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);
-        ForwardOutput {
-            logits: self.fc.forward(pooled),
-            attention,
-        }
     }
 
     /// A human-readable block layout: one line per block with its shapes and attention.

@@ -1,0 +1,350 @@
+//! The RoI box head (MMDetection's `Shared2FCBBoxHead`, torchvision's `TwoMLPHead` +
+//! `FastRCNNPredictor`): 7×7 RoIAlign features → FC 1024 → ReLU → FC 1024 → ReLU → class
+//! logits (classes + background) and class-specific deltas; its loss (cross-entropy over 512
+//! sampled RoIs per image, a quarter positive, ground-truth boxes added to the proposals; L1 on
+//! the positives' deltas of their class, both averaged over the sampled RoIs); and the test-time
+//! post-processing (softmax, decode, clip, score ≥ 0.05, NMS 0.5 per class, 100 per image).
+
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::{relu, softmax};
+use rand::rngs::StdRng;
+
+use crate::anchors::boxes_tensor;
+use crate::assign::{Assigned, AssignerConfig, SamplerConfig};
+use crate::coder::DeltaCoder;
+use crate::init::{Init, linear};
+use crate::losses::{cross_entropy_sum, l1_sum, smooth_l1_sum};
+use crate::nms::{batched_nms, host_f32, host_i64, indices};
+use crate::roi_align::{MultiLevelRoiAlign, Roi};
+use crate::rpn::Targets;
+
+/// The box head's layers.
+#[derive(Module, Debug)]
+pub struct BoxHead {
+    /// `C · 7 · 7 → 1024`.
+    pub fc6: Linear,
+    /// `1024 → 1024`.
+    pub fc7: Linear,
+    /// `1024 → classes + 1`.
+    pub cls: Linear,
+    /// `1024 → 4 · classes`.
+    pub reg: Linear,
+}
+
+impl BoxHead {
+    /// Xavier shared FCs; classifier N(0, 0.01²), regressor N(0, 0.001²); zero biases.
+    pub fn new(input: usize, hidden: usize, classes: usize, device: &Device) -> Self {
+        Self {
+            fc6: linear(input, hidden, Init::Xavier, device),
+            fc7: linear(hidden, hidden, Init::Xavier, device),
+            cls: linear(hidden, classes + 1, Init::Normal(0.01), device),
+            reg: linear(hidden, 4 * classes, Init::Normal(0.001), device),
+        }
+    }
+
+    /// Class logits `[K, classes + 1]` and deltas `[K, 4 · classes]` of RoI features
+    /// `[K, C, 7, 7]`.
+    pub fn forward(&self, features: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let [k, c, h, w] = features.dims();
+        let x = relu(self.fc6.forward(features.reshape([k, c * h * w])));
+        let x = relu(self.fc7.forward(x));
+        (self.cls.forward(x.clone()), self.reg.forward(x))
+    }
+}
+
+/// Where the background logit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    /// After the classes (MMDetection).
+    Last,
+    /// Before them (torchvision).
+    First,
+}
+
+/// RoI head settings (MMDetection's `train_cfg.rcnn`, `test_cfg.rcnn`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoiHeadConfig {
+    /// Number of object classes.
+    pub classes: usize,
+    /// RoIAlign over P2–P5.
+    pub align: MultiLevelRoiAlign,
+    /// Delta coder (stds 0.1, 0.1, 0.2, 0.2).
+    pub coder: DeltaCoder,
+    /// Assigner.
+    pub assigner: AssignerConfig,
+    /// Sampler.
+    pub sampler: SamplerConfig,
+    /// Box loss: L1 (`None`) or smooth L1 with this β.
+    pub smooth_l1_beta: Option<f32>,
+    /// Background index convention.
+    pub background: Background,
+    /// Test: detections scoring below this are dropped.
+    pub score_threshold: f32,
+    /// Test: per-class NMS IoU.
+    pub nms_iou: f32,
+    /// Test: detections per image.
+    pub max_per_image: usize,
+}
+
+impl RoiHeadConfig {
+    /// MMDetection 2.x.
+    pub fn mmdet(classes: usize) -> Self {
+        Self {
+            classes,
+            align: MultiLevelRoiAlign {
+                output: 7,
+                strides: vec![4, 8, 16, 32],
+                torchvision: false,
+            },
+            coder: DeltaCoder::roi(),
+            assigner: AssignerConfig::roi(),
+            sampler: SamplerConfig::roi(),
+            smooth_l1_beta: None,
+            background: Background::Last,
+            score_threshold: 0.05,
+            nms_iou: 0.5,
+            max_per_image: 100,
+        }
+    }
+
+    /// torchvision's `fasterrcnn_resnet50_fpn`.
+    pub fn torchvision(classes: usize) -> Self {
+        Self {
+            align: MultiLevelRoiAlign {
+                torchvision: true,
+                ..Self::mmdet(classes).align
+            },
+            coder: DeltaCoder::roi().torchvision(),
+            smooth_l1_beta: Some(1.0),
+            background: Background::First,
+            ..Self::mmdet(classes)
+        }
+    }
+
+    /// The logit column of a 0-based class, and of the background.
+    fn column(&self, class: Option<usize>) -> usize {
+        match (self.background, class) {
+            (Background::Last, Some(c)) => c,
+            (Background::Last, None) => self.classes,
+            (Background::First, Some(c)) => c + 1,
+            (Background::First, None) => 0,
+        }
+    }
+
+    /// The delta columns of a 0-based class (torchvision keeps a background slot first).
+    fn delta_offset(&self, class: usize) -> usize {
+        4 * match self.background {
+            Background::Last => class,
+            Background::First => class + 1,
+        }
+    }
+}
+
+/// The sampled RoIs of a batch with their targets.
+#[derive(Debug, Clone)]
+pub struct RoiSamples {
+    /// Every sampled RoI.
+    pub rois: Vec<Roi>,
+    /// Its logit column (class or background).
+    pub labels: Vec<usize>,
+    /// Positions in `rois` of the positives, their 0-based class and matched box.
+    pub positives: Vec<(usize, usize, [f32; 4])>,
+}
+
+/// Assigns and samples the proposals of every image (ground-truth boxes added first).
+pub fn sample_rois(
+    config: &RoiHeadConfig,
+    proposals: &[Tensor<2>],
+    targets: &[Targets],
+    rng: &mut StdRng,
+) -> RoiSamples {
+    let mut out = RoiSamples {
+        rois: Vec::new(),
+        labels: Vec::new(),
+        positives: Vec::new(),
+    };
+    for (b, (props, target)) in proposals.iter().zip(targets).enumerate() {
+        let device = props.device();
+        let gt = boxes_tensor(&target.boxes, &device);
+        let candidates = if target.boxes.is_empty() {
+            props.clone()
+        } else {
+            Tensor::cat(vec![gt.clone(), props.clone()], 0)
+        };
+        let boxes = host_f32(candidates.clone());
+        let assigned = config.assigner.assign(candidates, gt);
+        let (pos, neg) = config.sampler.sample(&assigned, rng);
+        let bbox = |i: usize| {
+            [
+                boxes[4 * i],
+                boxes[4 * i + 1],
+                boxes[4 * i + 2],
+                boxes[4 * i + 3],
+            ]
+        };
+        for &i in &pos {
+            let Assigned::Positive(g) = assigned[i] else {
+                unreachable!("sampled positives are positive")
+            };
+            let class = target.labels[g];
+            out.positives.push((out.rois.len(), class, target.boxes[g]));
+            out.rois.push(Roi {
+                batch: b,
+                bbox: bbox(i),
+            });
+            out.labels.push(config.column(Some(class)));
+        }
+        for &i in &neg {
+            out.rois.push(Roi {
+                batch: b,
+                bbox: bbox(i),
+            });
+            out.labels.push(config.column(None));
+        }
+    }
+    out
+}
+
+/// The RoI head's two losses.
+#[derive(Debug, Clone)]
+pub struct RoiLoss {
+    /// Classification.
+    pub cls: Tensor<1>,
+    /// Boxes.
+    pub bbox: Tensor<1>,
+}
+
+/// Losses of the sampled RoIs from the head's outputs on them.
+pub fn roi_loss(
+    config: &RoiHeadConfig,
+    samples: &RoiSamples,
+    logits: Tensor<2>,
+    deltas: Tensor<2>,
+) -> RoiLoss {
+    let device = logits.device();
+    let total = samples.rois.len().max(1) as f32;
+    let labels: Vec<i64> = samples.labels.iter().map(|&l| l as i64).collect();
+    let labels =
+        Tensor::<1, Int>::from_data(TensorData::new(labels, [samples.labels.len()]), &device);
+    let cls = cross_entropy_sum(logits, labels) / total;
+    if samples.positives.is_empty() {
+        return RoiLoss {
+            cls,
+            bbox: Tensor::zeros([1], &device),
+        };
+    }
+    // The four delta columns of each positive's class: flat indices into deltas.
+    let width = deltas.dims()[1];
+    let flat: Vec<usize> = samples
+        .positives
+        .iter()
+        .flat_map(|&(row, class, _)| {
+            let start = row * width + config.delta_offset(class);
+            start..start + 4
+        })
+        .collect();
+    let p = samples.positives.len();
+    let k = deltas.dims()[0];
+    let predicted = deltas
+        .reshape([k * width])
+        .select(0, indices(&flat, &device))
+        .reshape([p, 4]);
+    let reference: Vec<[f32; 4]> = samples
+        .positives
+        .iter()
+        .map(|&(row, _, _)| samples.rois[row].bbox)
+        .collect();
+    let matched: Vec<[f32; 4]> = samples.positives.iter().map(|p| p.2).collect();
+    let wanted = config.coder.encode(
+        boxes_tensor(&reference, &device),
+        boxes_tensor(&matched, &device),
+    );
+    let sum = match config.smooth_l1_beta {
+        Some(beta) => smooth_l1_sum(predicted, wanted, beta),
+        None => l1_sum(predicted, wanted),
+    };
+    RoiLoss {
+        cls,
+        bbox: sum / total,
+    }
+}
+
+/// One detection in resized-image pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// `(x1, y1, x2, y2)`.
+    pub bbox: [f32; 4],
+    /// Class probability.
+    pub score: f32,
+    /// 0-based class.
+    pub class: usize,
+}
+
+/// Test-time detections of one image from its proposals' head outputs.
+pub fn detections(
+    config: &RoiHeadConfig,
+    proposals: Tensor<2>,
+    logits: Tensor<2>,
+    deltas: Tensor<2>,
+    image_size: (usize, usize),
+) -> Vec<Detection> {
+    let device = logits.device();
+    let k = proposals.dims()[0];
+    let c = config.classes;
+    if k == 0 {
+        return Vec::new();
+    }
+    let probs = softmax(logits, 1);
+    // Every (proposal, class) pair: decode the class's deltas against the proposal.
+    let cols: Vec<usize> = (0..c).map(|class| config.column(Some(class))).collect();
+    let scores = probs.select(1, indices(&cols, &device)).reshape([k * c]);
+    let offsets: Vec<usize> = (0..c)
+        .flat_map(|class| {
+            let o = config.delta_offset(class);
+            o..o + 4
+        })
+        .collect();
+    let class_deltas = deltas
+        .select(1, indices(&offsets, &device))
+        .reshape([k * c, 4]);
+    let reference = proposals
+        .reshape([k, 1, 4])
+        .expand([k, c, 4])
+        .reshape([k * c, 4]);
+    let boxes = config
+        .coder
+        .decode(reference, class_deltas, Some(image_size));
+    let scores_host = host_f32(scores.clone());
+    let candidates: Vec<usize> = (0..k * c)
+        .filter(|&i| scores_host[i] > config.score_threshold)
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let idx = indices(&candidates, &device);
+    let boxes = boxes.select(0, idx.clone());
+    let scores = scores.select(0, idx);
+    let classes: Vec<i64> = candidates.iter().map(|&i| (i % c) as i64).collect();
+    let groups =
+        Tensor::<1, Int>::from_data(TensorData::new(classes.clone(), [classes.len()]), &device);
+    let keep = host_i64(batched_nms(boxes.clone(), scores, groups, config.nms_iou));
+    let boxes = host_f32(boxes);
+    keep.into_iter()
+        .take(config.max_per_image)
+        .map(|i| {
+            let i = i as usize;
+            Detection {
+                bbox: [
+                    boxes[4 * i],
+                    boxes[4 * i + 1],
+                    boxes[4 * i + 2],
+                    boxes[4 * i + 3],
+                ],
+                score: scores_host[candidates[i]],
+                class: classes[i] as usize,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,117 @@
+//! The forward pass of [`ElaResNet`]: stem, stages with their attention (MRLA-B retrieval from
+//! the stage memory, MRLA-L, DIA, BAM) and ELA skip flags, then either the classifier head
+//! (logits) or every stage's output (a detector's backbone features).
+
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use crate::{AttentionKind, ElaResNet, ForwardOutput, SkipMode};
+
+/// Every stage's output and, when asked for, each block's attention weights.
+#[derive(Debug, Clone)]
+pub struct FeatureOutput {
+    /// One `[batch, C, H, W]` map per stage, in order.
+    pub stages: Vec<Tensor<4>>,
+    /// As [`ForwardOutput::attention`].
+    pub attention: Vec<Option<Tensor<4>>>,
+}
+
+impl ElaResNet {
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - x: `[batch, in_channels, H, W]` → `[batch, num_classes]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_impl(x, false).logits
+    }
+
+    /// Logits and every attending block's attention weights, detached: reading them adds no
+    /// autodiff work, and [`forward`](Self::forward) does not compute them at all.
+    pub fn forward_with_attention(&self, x: Tensor<4>) -> ForwardOutput {
+        self.forward_impl(x, true)
+    }
+
+    /// Every stage's output (C2–C5 of an ImageNet ResNet, strides 4, 8, 16, 32; after BAM where
+    /// the model has it) and, when `collect`, every attending block's weights, detached: the
+    /// backbone of a detector.
+    pub fn forward_features(&self, x: Tensor<4>, collect: bool) -> FeatureOutput {
+        let flags = self.skip_flags();
+        let (attention_kind, skip_mode) = (self.attention(), self.skip_mode());
+        let x = match &self.stem {
+            Some(stem) => stem.forward(x),
+            None => x,
+        };
+        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        if let Some(pool) = &self.maxpool {
+            x = pool.forward(x);
+        }
+        let mut attention = Vec::with_capacity(flags.len());
+        let mut stages = Vec::with_capacity(4);
+        let mut index = 0;
+        for (s, stage) in self.stages().into_iter().enumerate() {
+            // The stage memory resets at each stage: C, H and W change.
+            let mut keys: Vec<Tensor<3>> = Vec::new();
+            let mut values: Vec<Tensor<4>> = Vec::new();
+            let mut dia_state = None;
+            for block in stage {
+                let (out, identity) = match self.dia.get(s) {
+                    Some(cell) => {
+                        let (u, identity) = block.branch(x);
+                        let state = dia_state
+                            .take()
+                            .unwrap_or_else(|| cell.zero_state(u.dims()[0], &u.device()));
+                        let (u, state) = cell.forward(u, state);
+                        dia_state = Some(state);
+                        (relu(u + identity.clone()), identity)
+                    }
+                    None => block.residual(x),
+                };
+                let skipped = flags[index];
+                index += 1;
+                let mut weights = None;
+                x = match (attention_kind, block.mrla.as_ref()) {
+                    (AttentionKind::MrlaL, Some(_)) => block.add_light(out, identity),
+                    (AttentionKind::MrlaB, Some(mrla)) => {
+                        if skipped && skip_mode == SkipMode::Full {
+                            out
+                        } else {
+                            let y = mrla.descriptor(out.clone());
+                            keys.push(mrla.key(y.clone()));
+                            values.push(mrla.value(out.clone()));
+                            if skipped {
+                                out
+                            } else {
+                                let (o, a) = mrla.retrieve(mrla.query(y), &keys, &values);
+                                if collect {
+                                    weights = Some(a.detach());
+                                }
+                                block.add_retrieved(out, o)
+                            }
+                        }
+                    }
+                    _ => out,
+                };
+                attention.push(weights);
+            }
+            if let Some(bam) = self.bam.get(s) {
+                x = bam.forward(x);
+            }
+            stages.push(x.clone());
+        }
+        FeatureOutput { stages, attention }
+    }
+
+    fn forward_impl(&self, x: Tensor<4>, collect: bool) -> ForwardOutput {
+        let FeatureOutput {
+            mut stages,
+            attention,
+        } = self.forward_features(x, collect);
+        let x = stages.pop().expect("a ResNet has stages");
+        let [batch, channels, _, _] = x.dims();
+        let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);
+        ForwardOutput {
+            logits: self.fc.forward(pooled),
+            attention,
+        }
+    }
+}
