@@ -32,9 +32,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a ResNet (default: ELA ResNet-20 on the embedded MNIST sample, CPU backend).
+    /// Train a ResNet (default: ELA ResNet-20 on the embedded MNIST sample, CPU backend);
+    /// `--task detect` trains a Faster R-CNN instead (`ela train --task detect --help`).
     #[command(allow_negative_numbers = true)]
     Train(Box<TrainConfig>),
+    /// Train a Faster R-CNN with FPN (what `ela train --task detect` runs; default: ELA
+    /// ResNet-18 backbone on the offline digit set, CPU backend).
+    #[command(allow_negative_numbers = true, hide = true)]
+    TrainDetect(Box<ela_detect_train::DetectTrainArgs>),
     /// Print a model's block layout; the last line is `parameters: N`.
     Summary(ModelArgs),
     /// List the registered models: canonical name, family, depth, block, attention.
@@ -213,9 +218,17 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let args = match task_command(args) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(2);
+        }
+    };
     let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Train(config) => run_train(&config),
+        Command::TrainDetect(args) => run_train_detect(&args),
         Command::Summary(args) => summary(&args),
         Command::Models => {
             list_models();
@@ -238,6 +251,54 @@ fn main() {
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }
+}
+
+/// `ela train --task detect …` becomes `ela train-detect …`; `--task classify` is the default.
+fn task_command(mut args: Vec<String>) -> Result<Vec<String>> {
+    if args.get(1).map(String::as_str) != Some("train") {
+        return Ok(args);
+    }
+    let mut task = None;
+    let mut i = 2;
+    while i < args.len() {
+        if let Some(value) = args[i].strip_prefix("--task=") {
+            task = Some(value.to_string());
+            args.remove(i);
+        } else if args[i] == "--task" {
+            let value = args
+                .get(i + 1)
+                .context("--task needs a value: classify or detect")?;
+            task = Some(value.clone());
+            args.drain(i..i + 2);
+        } else {
+            i += 1;
+        }
+    }
+    match task.as_deref() {
+        None | Some("classify") => {}
+        Some("detect") => args[1] = "train-detect".into(),
+        Some(other) => bail!("--task: '{other}' is not one of classify, detect"),
+    }
+    Ok(args)
+}
+
+fn run_train_detect(args: &ela_detect_train::DetectTrainArgs) -> Result<()> {
+    let summary = match &args.resume {
+        Some(dir) => ela_detect_train::resume(dir)?,
+        None => ela_detect_train::train(args)?,
+    };
+    if let Some(last) = summary.epochs.last() {
+        println!(
+            "finished {}: epoch {} bbox AP {:.4} AP50 {:.4}; {} parameters ({} train)",
+            summary.dir.display(),
+            last.epoch,
+            last.coco.ap,
+            last.coco.ap50,
+            summary.parameters,
+            summary.trainable
+        );
+    }
+    Ok(())
 }
 
 fn eval_coco(args: &EvalCocoArgs) -> Result<()> {

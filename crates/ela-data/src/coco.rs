@@ -149,7 +149,10 @@ impl CocoInstances {
         }
         for a in &self.annotations {
             if !images.contains_key(&a.image_id) {
-                return Err(format!("annotation {} names image {}, which is not listed", a.id, a.image_id));
+                return Err(format!(
+                    "annotation {} names image {}, which is not listed",
+                    a.id, a.image_id
+                ));
             }
             if !categories.contains(&a.category_id) {
                 return Err(format!(
@@ -158,7 +161,10 @@ impl CocoInstances {
                 ));
             }
             if a.bbox.iter().any(|v| !v.is_finite()) || a.bbox[2] < 0.0 || a.bbox[3] < 0.0 {
-                return Err(format!("annotation {} has an invalid bbox {:?}", a.id, a.bbox));
+                return Err(format!(
+                    "annotation {} has an invalid bbox {:?}",
+                    a.id, a.bbox
+                ));
             }
         }
         Ok(())
@@ -207,7 +213,11 @@ pub struct CocoSplit {
 impl CocoSplit {
     /// Reads a split. With `skip_empty`, images without a usable object are left out (what
     /// MMDetection's `filter_empty_gt` does for training).
-    pub fn open(annotation_file: &Path, image_dir: &Path, skip_empty: bool) -> Result<Self, DataError> {
+    pub fn open(
+        annotation_file: &Path,
+        image_dir: &Path,
+        skip_empty: bool,
+    ) -> Result<Self, DataError> {
         let instances = CocoInstances::read(annotation_file)?;
         let class_of: HashMap<u64, usize> = instances
             .category_ids()
@@ -251,11 +261,14 @@ impl CocoSplit {
 
     /// The targets of an image (empty when it has no annotation).
     pub fn targets(&self, image_id: u64) -> DetectionTargets {
-        self.targets.get(&image_id).cloned().unwrap_or(DetectionTargets {
-            boxes: Vec::new(),
-            labels: Vec::new(),
-            crowd: Vec::new(),
-        })
+        self.targets
+            .get(&image_id)
+            .cloned()
+            .unwrap_or(DetectionTargets {
+                boxes: Vec::new(),
+                labels: Vec::new(),
+                crowd: Vec::new(),
+            })
     }
 
     /// Number of classes.

@@ -72,9 +72,12 @@ impl DetectionItem {
 impl DetectionPipeline {
     /// The resized `(width, height)` of a `width × height` image (mmcv's `imrescale`).
     pub fn resized(&self, width: usize, height: usize) -> (usize, usize) {
-        let (long, short) = (self.scale.0.max(self.scale.1), self.scale.0.min(self.scale.1));
-        let factor = (long as f64 / width.max(height) as f64)
-            .min(short as f64 / width.min(height) as f64);
+        let (long, short) = (
+            self.scale.0.max(self.scale.1),
+            self.scale.0.min(self.scale.1),
+        );
+        let factor =
+            (long as f64 / width.max(height) as f64).min(short as f64 / width.min(height) as f64);
         (
             ((width as f64 * factor + 0.5) as usize).max(1),
             ((height as f64 * factor + 0.5) as usize).max(1),
@@ -141,8 +144,20 @@ impl DetectionPipeline {
     /// `[B, 3, H, W]`, zeros in the padding.
     pub fn collate(&self, items: &[DetectionItem], device: &Device) -> Tensor<4> {
         let d = self.pad_divisor.max(1);
-        let h = items.iter().map(|i| i.size.0).max().unwrap_or(d).div_ceil(d) * d;
-        let w = items.iter().map(|i| i.size.1).max().unwrap_or(d).div_ceil(d) * d;
+        let h = items
+            .iter()
+            .map(|i| i.size.0)
+            .max()
+            .unwrap_or(d)
+            .div_ceil(d)
+            * d;
+        let w = items
+            .iter()
+            .map(|i| i.size.1)
+            .max()
+            .unwrap_or(d)
+            .div_ceil(d)
+            * d;
         let mut data = vec![0.0f32; items.len() * 3 * h * w];
         for (b, item) in items.iter().enumerate() {
             let (ih, iw) = item.size;
@@ -160,11 +175,16 @@ impl DetectionPipeline {
 /// Bilinear resize without antialiasing (OpenCV's `INTER_LINEAR`, what mmcv uses).
 pub fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     use fast_image_resize as fr;
-    let src = fr::images::ImageRef::new(image.width(), image.height(), image.as_raw(), fr::PixelType::U8x3)
-        .expect("an RGB image's buffer is width × height × 3 bytes");
+    let src = fr::images::ImageRef::new(
+        image.width(),
+        image.height(),
+        image.as_raw(),
+        fr::PixelType::U8x3,
+    )
+    .expect("an RGB image's buffer is width × height × 3 bytes");
     let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
-    let options = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Interpolation(fr::FilterType::Bilinear));
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Interpolation(fr::FilterType::Bilinear));
     fr::Resizer::new()
         .resize(&src, &mut dst, &options)
         .expect("source and destination are both RGB and non-empty");

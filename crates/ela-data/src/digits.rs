@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-use crate::coco::{CocoAnnotation, CocoCategory, CocoImage, CocoInstances, RleCounts, Segmentation};
+use crate::coco::{
+    CocoAnnotation, CocoCategory, CocoImage, CocoInstances, RleCounts, Segmentation,
+};
 use crate::dataset::{DataError, ImageSet, Mnist};
 
 /// What the generator makes.
@@ -64,7 +66,9 @@ pub struct DigitsSet {
 impl DigitsSet {
     /// `annotations/instances_{split}.json`.
     pub fn annotations(&self, split: &str) -> PathBuf {
-        self.root.join("annotations").join(format!("instances_{split}.json"))
+        self.root
+            .join("annotations")
+            .join(format!("instances_{split}.json"))
     }
 
     /// `{split}/`, the split's images.
@@ -98,7 +102,10 @@ pub fn ensure(root: &Path, config: &DigitsConfig) -> Result<DigitsSet, DataError
         let path = path.to_path_buf();
         move |source| DataError::Io { path, source }
     };
-    let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = root
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let tmp = tempfile::Builder::new()
         .prefix(".digits-")
@@ -131,11 +138,12 @@ pub fn ensure(root: &Path, config: &DigitsConfig) -> Result<DigitsSet, DataError
             let file_name = format!("{id:06}.png");
             let path = dir.join(&file_name);
             let side = config.canvas as u32;
-            image::save_buffer(&path, &pixels, side, side, image::ColorType::Rgb8)
-                .map_err(|e| DataError::Format {
+            image::save_buffer(&path, &pixels, side, side, image::ColorType::Rgb8).map_err(
+                |e| DataError::Format {
                     path: path.clone(),
                     reason: format!("cannot write: {e}"),
-                })?;
+                },
+            )?;
             instances.images.push(CocoImage {
                 id,
                 file_name,
@@ -144,7 +152,11 @@ pub fn ensure(root: &Path, config: &DigitsConfig) -> Result<DigitsSet, DataError
             });
             for o in objects {
                 let id = instances.annotations.len() as u64 + 1;
-                instances.annotations.push(CocoAnnotation { id, image_id: instances.images.last().unwrap().id, ..o });
+                instances.annotations.push(CocoAnnotation {
+                    id,
+                    image_id: instances.images.last().unwrap().id,
+                    ..o
+                });
             }
         }
         instances.write(&staged.annotations(split))?;
@@ -160,7 +172,11 @@ pub fn ensure(root: &Path, config: &DigitsConfig) -> Result<DigitsSet, DataError
 }
 
 /// One canvas: RGB bytes and its annotations (ids filled in by the caller).
-fn canvas(config: &DigitsConfig, digits: &ImageSet, rng: &mut StdRng) -> (Vec<u8>, Vec<CocoAnnotation>) {
+fn canvas(
+    config: &DigitsConfig,
+    digits: &ImageSet,
+    rng: &mut StdRng,
+) -> (Vec<u8>, Vec<CocoAnnotation>) {
     let side = config.canvas;
     let base: u8 = rng.random_range(0..48);
     let mut pixels: Vec<u8> = (0..side * side * 3)

@@ -39,9 +39,16 @@ fn digit_set_is_deterministic_with_exact_boxes_and_masks() {
     let b = ensure(&dir.path().join("b"), &small()).unwrap();
     for split in ["train", "val"] {
         let ja = std::fs::read(a.annotations(split)).unwrap();
-        assert_eq!(ja, std::fs::read(b.annotations(split)).unwrap(), "{split} json");
+        assert_eq!(
+            ja,
+            std::fs::read(b.annotations(split)).unwrap(),
+            "{split} json"
+        );
         let pa = std::fs::read(a.images(split).join("000001.png")).unwrap();
-        assert_eq!(pa, std::fs::read(b.images(split).join("000001.png")).unwrap());
+        assert_eq!(
+            pa,
+            std::fs::read(b.images(split).join("000001.png")).unwrap()
+        );
     }
     let set = CocoInstances::read(&a.annotations("train")).unwrap();
     assert_eq!(set.images.len(), 12);
@@ -71,7 +78,9 @@ fn digit_set_is_deterministic_with_exact_boxes_and_masks() {
         );
         sides.push(ann.bbox[2].max(ann.bbox[3]));
     }
-    let (lo, hi) = sides.iter().fold((f64::MAX, 0.0f64), |(l, h), &s| (l.min(s), h.max(s)));
+    let (lo, hi) = sides
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), &s| (l.min(s), h.max(s)));
     assert!(hi > 2.0 * lo, "several scales: sides from {lo} to {hi}");
     // A second call with the same configuration keeps the set; another configuration refuses.
     assert!(ensure(&a.root, &small()).is_ok());
@@ -165,7 +174,12 @@ fn pipeline_geometry_follows_mmdetection() {
     };
     let item = odd.apply(1, &image, &targets, None);
     let batch = odd.collate(&[item.clone()], &device);
-    assert_eq!(batch.dims(), [1, 3, 96, 96], "padded to a multiple of 32 from {:?}", item.size);
+    assert_eq!(
+        batch.dims(),
+        [1, 3, 96, 96],
+        "padded to a multiple of 32 from {:?}",
+        item.size
+    );
 }
 
 #[test]

@@ -27,6 +27,10 @@ pub struct DetectorConfig {
     pub rpn: RpnConfig,
     /// RoI box head.
     pub roi: RoiHeadConfig,
+    /// FPN channels (256).
+    pub fpn_channels: usize,
+    /// Box head FC width (1024).
+    pub head_width: usize,
 }
 
 impl DetectorConfig {
@@ -36,6 +40,8 @@ impl DetectorConfig {
             backbone: BackboneConfig::mmdet(depth, attention),
             rpn: RpnConfig::mmdet(),
             roi: RoiHeadConfig::mmdet(classes),
+            fpn_channels: FPN_CHANNELS,
+            head_width: HEAD_WIDTH,
         }
     }
 
@@ -48,24 +54,22 @@ impl DetectorConfig {
             },
             rpn: RpnConfig::torchvision(),
             roi: RoiHeadConfig::torchvision(classes),
+            fpn_channels: FPN_CHANNELS,
+            head_width: HEAD_WIDTH,
         }
     }
 
     /// Builds the detector.
     pub fn init(&self, device: &Device) -> Result<FasterRcnn, DetectError> {
         let backbone = self.backbone.init(device)?;
-        let fpn = Fpn::new(&backbone.out_channels(), FPN_CHANNELS, device);
+        let c = self.fpn_channels;
+        let fpn = Fpn::new(&backbone.out_channels(), c, device);
         let roi = self.roi.align.output;
         Ok(FasterRcnn {
             backbone,
             fpn,
-            rpn: RpnHead::new(FPN_CHANNELS, self.rpn.anchors.per_location(), device),
-            head: BoxHead::new(
-                FPN_CHANNELS * roi * roi,
-                HEAD_WIDTH,
-                self.roi.classes,
-                device,
-            ),
+            rpn: RpnHead::new(c, self.rpn.anchors.per_location(), device),
+            head: BoxHead::new(c * roi * roi, self.head_width, self.roi.classes, device),
         })
     }
 }
@@ -193,5 +197,20 @@ impl FasterRcnn {
                 detections(&config.roi, props, logits, deltas, *size)
             })
             .collect()
+    }
+}
+
+/// ELA prunes the backbone's retrievals: the detector delegates to its ResNet.
+impl ela_model::Prunable for FasterRcnn {
+    fn layout(&self) -> ela_model::StageLayout {
+        self.backbone.resnet.layout()
+    }
+
+    fn skip_flags(&self) -> Vec<bool> {
+        self.backbone.resnet.skip_flags()
+    }
+
+    fn set_skip_flags(&self, flags: &[bool]) -> Result<(), ela_model::ModelError> {
+        self.backbone.resnet.set_skip_flags(flags)
     }
 }

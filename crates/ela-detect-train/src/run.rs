@@ -1,0 +1,376 @@
+//! The detection training loop: per epoch, orientation-grouped batches through the pipeline, the
+//! detector's four losses, SGD with the 1x schedule, ELA's KL scores in the window epochs and the
+//! pruning decision at each window's end; then detection on the validation split and its COCO
+//! statistics, the records (`metrics.csv`, `coco.json`, `pruning.json`) and an atomic checkpoint
+//! (`checkpoint/model-K.bpk`, `optim-K.bpk`, `state-K.json`, the state last). `--resume DIR`
+//! continues from the newest complete checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{
+    GradientsParams, ModuleOptimizer, OptimizerRecord, SgdConfig, decay::WeightDecayConfig,
+};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use ela_data::detection::group_batches;
+use ela_detect::backbone::apply_settings;
+use ela_detect::rpn::Targets;
+use ela_detect::{DetectorConfig, FasterRcnn};
+use ela_model::Prunable;
+use ela_records::lock::{RunLock, check_new_run_dir};
+use ela_records::{PruningRecord, write_atomic, write_json};
+use ela_train::pruning::{PruningController, ScoreProbe, ScoreSums, WindowState};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DetectRunConfig, DetectTrainArgs};
+use crate::data::DetectData;
+use crate::evaluate::{detect_split, score};
+use crate::metrics::{self, DetectEpochMetrics};
+use crate::schedule::StepSchedule;
+
+/// Checkpoints kept.
+const KEEP: usize = 2;
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct DetectSummary {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Every epoch's metrics.
+    pub epochs: Vec<DetectEpochMetrics>,
+    /// Parameters (PyTorch's count).
+    pub parameters: usize,
+    /// Parameters that train.
+    pub trainable: usize,
+}
+
+/// What the loop keeps beside Burn's records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoopState {
+    epoch: usize,
+    iteration: usize,
+    skip_flags: Vec<bool>,
+    window_sum: Vec<f64>,
+    window_batches: usize,
+    pruning: Option<PruningRecord>,
+    metrics: Vec<DetectEpochMetrics>,
+}
+
+/// Trains a detector as the flags say, in a new run directory.
+pub fn train(args: &DetectTrainArgs) -> Result<DetectSummary> {
+    let config = args.resolve()?;
+    check_new_run_dir(&config.out)?;
+    let lock = RunLock::acquire(&config.out)?;
+    write_json(&config.out.join("config.json"), &config)?;
+    run(&config, lock, None)
+}
+
+/// Continues the run in `dir` from its newest complete checkpoint.
+pub fn resume(dir: &Path) -> Result<DetectSummary> {
+    let lock = RunLock::acquire_existing(dir)?;
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--resume: cannot read {}", path.display()))?;
+    let config: DetectRunConfig = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--resume: {} is not a detection run's configuration",
+            path.display()
+        )
+    })?;
+    let from = latest_complete(&dir.join("checkpoint"));
+    run(&config, lock, from)
+}
+
+fn record_path(dir: &Path, name: &str, epoch: usize) -> PathBuf {
+    dir.join(format!(
+        "{name}-{epoch}.{}",
+        if name == "state" { "json" } else { "bpk" }
+    ))
+}
+
+/// The newest epoch with all three files.
+fn latest_complete(dir: &Path) -> Option<usize> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("state-")?
+                .strip_suffix(".json")?
+                .parse::<usize>()
+                .ok()
+        })
+        .filter(|&k| {
+            ["model", "optim"]
+                .iter()
+                .all(|n| record_path(dir, n, k).exists())
+        })
+        .max()
+}
+
+fn sgd(config: &DetectRunConfig) -> ModuleOptimizer {
+    let momentum = (config.momentum > 0.0).then(|| {
+        MomentumConfig::new()
+            .with_momentum(config.momentum)
+            .with_dampening(0.0)
+            .with_nesterov(false)
+    });
+    SgdConfig::new()
+        .with_momentum(momentum)
+        .with_weight_decay(
+            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)),
+        )
+        .init()
+}
+
+fn build_model(
+    config: &DetectRunConfig,
+    detector: &DetectorConfig,
+    device: &Device,
+) -> Result<FasterRcnn> {
+    device.seed(config.seed);
+    let mut model = detector.init(device)?;
+    if let Some(path) = &config.pretrained {
+        let b = &detector.backbone;
+        let mut resnet = model.backbone.resnet;
+        ela_train::train::pretrained::load_pretrained(&mut resnet, path, config.ela)?;
+        model.backbone.resnet = apply_settings(resnet, b.frozen_stages, b.norm_eval);
+    }
+    Ok(model)
+}
+
+fn controller(config: &DetectRunConfig, model: &FasterRcnn) -> Option<PruningController> {
+    let (schedule, method) = (config.schedule.clone()?, config.method.clone()?);
+    let layout = model.layout();
+    let probe = ScoreProbe::new(layout.clone(), config.kl_eps, config.kl_direction);
+    let record = PruningRecord {
+        method: method.clone(),
+        kl_direction: config.kl_direction,
+        eps: config.kl_eps,
+        skip_mode: ela_model::SkipMode::Full,
+        blocks_per_stage: layout.blocks_per_stage().to_vec(),
+        schedule: schedule.to_string(),
+        windows: Vec::new(),
+        final_mask: vec![false; layout.num_blocks()],
+    };
+    Some(PruningController::new(schedule, method, probe, record))
+}
+
+fn run(config: &DetectRunConfig, lock: RunLock, from: Option<usize>) -> Result<DetectSummary> {
+    let dir = lock.root().to_path_buf();
+    let ckpt = dir.join("checkpoint");
+    let data = DetectData::open(config)?;
+    let detector = config.detector(data.train.num_classes())?;
+    let device = ela_train::backend::device(config.backend, config.device)?.autodiff();
+    let mut model = build_model(config, &detector, &device)?;
+    let mut optim = sgd(config);
+    let mut pruning = controller(config, &model);
+    let mut state = LoopState {
+        epoch: 0,
+        iteration: 0,
+        skip_flags: model.skip_flags(),
+        window_sum: Vec::new(),
+        window_batches: 0,
+        pruning: None,
+        metrics: Vec::new(),
+    };
+    if let Some(k) = from {
+        let read = |name: &str| -> Result<burn::tensor::Bytes> {
+            let p = record_path(&ckpt, name, k);
+            Ok(burn::tensor::Bytes::from_bytes_vec(
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
+            ))
+        };
+        model = model.load_record(ModuleRecord::from_bytes(read("model")?)?);
+        optim = optim.load_record(OptimizerRecord::from_bytes(read("optim")?)?);
+        let p = record_path(&ckpt, "state", k);
+        state = serde_json::from_slice(&std::fs::read(&p)?)
+            .with_context(|| format!("{} is not a checkpoint state", p.display()))?;
+        model.set_skip_flags(&state.skip_flags)?;
+        if let Some(c) = pruning.as_mut() {
+            let window = WindowState {
+                sum: state.window_sum.clone(),
+                batches: state.window_batches,
+            };
+            c.restore(window, state.pruning.clone());
+        }
+        println!("resumed {} after epoch {k}", dir.display());
+    }
+    let schedule = StepSchedule::one_x(config.lr, config.epochs, config.warmup_iters);
+    let sizes: Vec<(usize, usize)> = data
+        .train
+        .images
+        .iter()
+        .map(|i| (i.height, i.width))
+        .collect();
+    println!(
+        "detector: Faster R-CNN R-{} FPN, {} backbone, {} classes; {} parameters ({} train); {} training / {} validation images",
+        config.depth,
+        if config.ela {
+            "ELA".to_string()
+        } else {
+            config.attention.to_string()
+        },
+        data.train.num_classes(),
+        model.parameter_count(),
+        model.trainable_parameter_count(),
+        data.train.images.len(),
+        data.val.images.len()
+    );
+    for epoch in state.epoch + 1..=config.epochs {
+        let started = Instant::now();
+        let scored = pruning.as_ref().is_some_and(|c| c.start_epoch(epoch));
+        let mut rng = StdRng::seed_from_u64(
+            config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(epoch as u64),
+        );
+        let batches = group_batches(&sizes, config.batch_size, &mut rng);
+        let mut sums = ScoreSums::new();
+        let mut totals = [0.0f64; 4];
+        let mut lr = 0.0;
+        for (b, batch) in batches.iter().enumerate() {
+            let items = data.items(&data.train, batch, Some(&mut rng))?;
+            let images = data.pipeline.collate(&items, &device);
+            let image_sizes: Vec<(usize, usize)> = items.iter().map(|i| i.size).collect();
+            let targets: Vec<Targets> = items
+                .iter()
+                .map(|i| Targets {
+                    boxes: i.targets.boxes.clone(),
+                    labels: i.targets.labels.clone(),
+                })
+                .collect();
+            let losses = model.losses(&detector, images, &image_sizes, &targets, scored, &mut rng);
+            if scored && let Some(c) = pruning.as_ref() {
+                if let Some(s) = c
+                    .probe()
+                    .scores(model.skip_flags(), losses.attention.clone())
+                {
+                    sums.add(s, &device);
+                }
+            }
+            let parts = [&losses.rpn_cls, &losses.rpn_bbox, &losses.cls, &losses.bbox]
+                .map(|t| f64::from(t.clone().into_scalar::<f32>()));
+            if parts.iter().any(|v| !v.is_finite()) {
+                bail!(
+                    "epoch {epoch}, batch {}: a loss is not finite ({parts:?}); lower --lr",
+                    b + 1
+                );
+            }
+            for (t, v) in totals.iter_mut().zip(parts) {
+                *t += v;
+            }
+            let grads = GradientsParams::from_grads(losses.total().backward(), &model);
+            lr = schedule.lr_at(epoch, state.iteration);
+            model = optim.step(lr, model, grads);
+            state.iteration += 1;
+            if (b + 1) % 50 == 0 || b + 1 == batches.len() {
+                let n = (b + 1) as f64;
+                println!(
+                    "epoch {epoch}/{} batch {}/{} loss {:.4} (rpn {:.4} + {:.4}, roi {:.4} + {:.4}) lr {lr:.2e}",
+                    config.epochs,
+                    b + 1,
+                    batches.len(),
+                    totals.iter().sum::<f64>() / n,
+                    totals[0] / n,
+                    totals[1] / n,
+                    totals[2] / n,
+                    totals[3] / n
+                );
+            }
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        if let Some(c) = pruning.as_mut() {
+            if let Some(decided) = c.end_epoch(epoch, sums, &model)? {
+                println!("{}", decided.line());
+            }
+            write_json(&dir.join("pruning.json"), c.record())?;
+        }
+        let inference = model.valid();
+        let results = detect_split(
+            &inference,
+            &detector,
+            &data,
+            &data.val,
+            config.batch_size,
+            &device.clone().inner(),
+        )?;
+        let stats = score(&data.val, &results, &dir.join("val_detections.json"))?;
+        let n = batches.len().max(1) as f64;
+        let skip_flags = model.skip_flags();
+        state.metrics.push(DetectEpochMetrics {
+            epoch,
+            lr,
+            loss_rpn_cls: totals[0] / n,
+            loss_rpn_bbox: totals[1] / n,
+            loss_cls: totals[2] / n,
+            loss_bbox: totals[3] / n,
+            coco: stats,
+            train_seconds,
+            skipped: (0..skip_flags.len()).filter(|&i| skip_flags[i]).collect(),
+        });
+        println!(
+            "epoch {epoch}: bbox AP {:.4} AP50 {:.4} AP75 {:.4} ({} detections, {:.1} s training)",
+            stats.ap,
+            stats.ap50,
+            stats.ap75,
+            results.len(),
+            train_seconds
+        );
+        metrics::write(&dir, &state.metrics)?;
+        state.epoch = epoch;
+        state.skip_flags = skip_flags;
+        if let Some(c) = pruning.as_ref() {
+            state.window_sum = c.state().sum.clone();
+            state.window_batches = c.state().batches;
+        }
+        state.pruning = pruning.as_ref().map(|c| c.record().clone());
+        save_checkpoint(&ckpt, &model, &optim, &state)?;
+    }
+    if let Some(c) = pruning.as_ref() {
+        c.stop();
+    }
+    let parameters = model.parameter_count();
+    let trainable = model.trainable_parameter_count();
+    write_atomic(&dir.join("model.bpk"), &model.into_record().into_bytes()?)?;
+    Ok(DetectSummary {
+        dir,
+        epochs: state.metrics,
+        parameters,
+        trainable,
+    })
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    model: &FasterRcnn,
+    optim: &ModuleOptimizer,
+    state: &LoopState,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let k = state.epoch;
+    write_atomic(
+        &record_path(dir, "model", k),
+        &model.clone().into_record().into_bytes()?,
+    )?;
+    write_atomic(
+        &record_path(dir, "optim", k),
+        &optim.to_record().into_bytes()?,
+    )?;
+    write_json(&record_path(dir, "state", k), state)?;
+    if k > KEEP {
+        for name in ["state", "model", "optim"] {
+            let old = record_path(dir, name, k - KEEP);
+            if old.exists() {
+                std::fs::remove_file(&old)
+                    .with_context(|| format!("cannot remove {}", old.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
