@@ -26,6 +26,8 @@ pub struct BackboneConfig {
     pub norm_eval: bool,
     /// The official MRLA-B deep stem (`None`: as `ela-model` decides for the attention).
     pub deep_stem: Option<bool>,
+    /// Bottleneck width per group (64; smaller in reduced test models).
+    pub width_per_group: usize,
 }
 
 impl BackboneConfig {
@@ -37,6 +39,7 @@ impl BackboneConfig {
             frozen_stages: 1,
             norm_eval: true,
             deep_stem: None,
+            width_per_group: 64,
         }
     }
 
@@ -50,6 +53,7 @@ impl BackboneConfig {
                 self.attention,
             ))
             .with_deep_stem(self.deep_stem)
+            .with_width_per_group(self.width_per_group)
     }
 
     /// Builds the backbone, freezing what the settings freeze.

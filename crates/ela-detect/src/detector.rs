@@ -69,7 +69,13 @@ impl DetectorConfig {
             backbone,
             fpn,
             rpn: RpnHead::new(c, self.rpn.anchors.per_location(), device),
-            head: BoxHead::new(c * roi * roi, self.head_width, self.roi.classes, device),
+            head: BoxHead::new(
+                c * roi * roi,
+                self.head_width,
+                self.roi.classes,
+                self.roi.regressed_classes(),
+                device,
+            ),
         })
     }
 }
@@ -126,7 +132,7 @@ impl FasterRcnn {
     }
 
     /// P2–P6 and the backbone's attention weights.
-    fn features(
+    pub fn features(
         &self,
         images: Tensor<4>,
         collect: bool,

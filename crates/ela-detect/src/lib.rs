@@ -19,6 +19,7 @@ pub mod nms;
 pub mod roi_align;
 pub mod roi_head;
 pub mod rpn;
+pub mod weights;
 
 mod error;
 

@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 
 use crate::anchors::boxes_tensor;
 use crate::assign::{Assigned, AssignerConfig, SamplerConfig};
+use crate::boxes::large_enough;
 use crate::coder::DeltaCoder;
 use crate::init::{Init, linear};
 use crate::losses::{cross_entropy_sum, l1_sum, smooth_l1_sum};
@@ -29,18 +30,25 @@ pub struct BoxHead {
     pub fc7: Linear,
     /// `1024 → classes + 1`.
     pub cls: Linear,
-    /// `1024 → 4 · classes`.
+    /// `1024 → 4 · classes` (torchvision: `4 · (classes + 1)`, a background slot first).
     pub reg: Linear,
 }
 
 impl BoxHead {
-    /// Xavier shared FCs; classifier N(0, 0.01²), regressor N(0, 0.001²); zero biases.
-    pub fn new(input: usize, hidden: usize, classes: usize, device: &Device) -> Self {
+    /// Xavier shared FCs; classifier N(0, 0.01²), regressor N(0, 0.001²) with four outputs per
+    /// class of `reg_classes`; zero biases.
+    pub fn new(
+        input: usize,
+        hidden: usize,
+        classes: usize,
+        reg_classes: usize,
+        device: &Device,
+    ) -> Self {
         Self {
             fc6: linear(input, hidden, Init::Xavier, device),
             fc7: linear(hidden, hidden, Init::Xavier, device),
             cls: linear(hidden, classes + 1, Init::Normal(0.01), device),
-            reg: linear(hidden, 4 * classes, Init::Normal(0.001), device),
+            reg: linear(hidden, 4 * reg_classes, Init::Normal(0.001), device),
         }
     }
 
@@ -86,6 +94,8 @@ pub struct RoiHeadConfig {
     pub nms_iou: f32,
     /// Test: detections per image.
     pub max_per_image: usize,
+    /// Test: boxes with a side below this are dropped (torchvision 0.01; MMDetection none).
+    pub min_size: f32,
 }
 
 impl RoiHeadConfig {
@@ -106,6 +116,7 @@ impl RoiHeadConfig {
             score_threshold: 0.05,
             nms_iou: 0.5,
             max_per_image: 100,
+            min_size: 0.0,
         }
     }
 
@@ -119,6 +130,7 @@ impl RoiHeadConfig {
             coder: DeltaCoder::roi().torchvision(),
             smooth_l1_beta: Some(1.0),
             background: Background::First,
+            min_size: 1e-2,
             ..Self::mmdet(classes)
         }
     }
@@ -130,6 +142,14 @@ impl RoiHeadConfig {
             (Background::Last, None) => self.classes,
             (Background::First, Some(c)) => c + 1,
             (Background::First, None) => 0,
+        }
+    }
+
+    /// Classes with a slot in the regressor's output.
+    pub fn regressed_classes(&self) -> usize {
+        match self.background {
+            Background::Last => self.classes,
+            Background::First => self.classes + 1,
         }
     }
 
@@ -317,8 +337,12 @@ pub fn detections(
         .coder
         .decode(reference, class_deltas, Some(image_size));
     let scores_host = host_f32(scores.clone());
+    let big: Vec<bool> = large_enough(boxes.clone(), config.min_size)
+        .into_data()
+        .try_to_vec::<bool>()
+        .expect("a bool tensor");
     let candidates: Vec<usize> = (0..k * c)
-        .filter(|&i| scores_host[i] > config.score_threshold)
+        .filter(|&i| scores_host[i] > config.score_threshold && big[i])
         .collect();
     if candidates.is_empty() {
         return Vec::new();
