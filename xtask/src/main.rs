@@ -60,6 +60,10 @@ enum Task {
     /// COCOeval statistics as one JSON object.
     #[command(disable_help_flag = true)]
     EvalCoco(PassThrough),
+    /// Detect objects in one image with a trained detector (--weights RUN --image IMG
+    /// [--out OUT.png]).
+    #[command(disable_help_flag = true)]
+    Detect(PassThrough),
 }
 
 #[derive(clap::Args)]
@@ -82,6 +86,7 @@ fn main() -> Result<()> {
         Task::Report(a) => ("report", a.args),
         Task::Reproduce(a) => ("reproduce", a.args),
         Task::EvalCoco(a) => ("eval-coco", a.args),
+        Task::Detect(a) => ("detect", a.args),
     };
     let backend = ela::backend_of(&args)?;
     let binary = ela::build(backend)?;

@@ -24,6 +24,7 @@
 
 pub mod agreement;
 pub mod data;
+pub mod detect;
 pub mod memory;
 pub mod pytorch;
 pub mod results;

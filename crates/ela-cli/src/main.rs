@@ -67,6 +67,42 @@ enum Command {
     /// Score COCO detections against COCO ground truth: pycocotools' 12 statistics as one JSON
     /// object (AP AP50 AP75 APs APm APl AR1 AR10 AR100 ARs ARm ARl).
     EvalCoco(EvalCocoArgs),
+    /// Detect objects in one image with a trained detector: COCO-format detections (JSON) and,
+    /// with --out, a picture with boxes, class names and scores.
+    Detect(DetectArgs),
+    /// What `ela bench --task detect` runs: the detector's training step for the plain, MRLA-B
+    /// and ELA backbones side by side, and its RoIAlign.
+    #[command(hide = true)]
+    BenchDetect(ela_bench::detect::DetectBenchConfig),
+}
+
+#[derive(clap::Args)]
+struct DetectArgs {
+    /// A detection run's directory, or a model file (`model.bpk`, `checkpoint/model-K.bpk`)
+    /// inside one.
+    #[arg(long)]
+    weights: PathBuf,
+    /// The image (PNG or JPEG).
+    #[arg(long)]
+    image: PathBuf,
+    /// Write the picture with the detections here (PNG).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the detections here instead of printing them.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The picture shows detections scoring at least this.
+    #[arg(long, default_value_t = 0.3)]
+    show_threshold: f32,
+    /// The image id written in the detections.
+    #[arg(long, default_value_t = 0)]
+    image_id: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: Backend,
+    /// Device index.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
 }
 
 #[derive(clap::Args)]
@@ -246,6 +282,10 @@ fn main() {
             reproduce(&args).map(|out| println!("results: {}", out.display()))
         }
         Command::EvalCoco(args) => eval_coco(&args),
+        Command::Detect(args) => detect(&args),
+        Command::BenchDetect(config) => {
+            ela_bench::detect::run_detect(&config).map(|report| print!("{}", report.table()))
+        }
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
@@ -253,11 +293,14 @@ fn main() {
     }
 }
 
-/// `ela train --task detect …` becomes `ela train-detect …`; `--task classify` is the default.
+/// `ela train --task detect …` becomes `ela train-detect …`, `ela bench --task detect …`
+/// `ela bench-detect …`; `--task classify` is the default.
 fn task_command(mut args: Vec<String>) -> Result<Vec<String>> {
-    if args.get(1).map(String::as_str) != Some("train") {
-        return Ok(args);
-    }
+    let detect_command = match args.get(1).map(String::as_str) {
+        Some("train") => "train-detect",
+        Some("bench") => "bench-detect",
+        _ => return Ok(args),
+    };
     let mut task = None;
     let mut i = 2;
     while i < args.len() {
@@ -276,7 +319,7 @@ fn task_command(mut args: Vec<String>) -> Result<Vec<String>> {
     }
     match task.as_deref() {
         None | Some("classify") => {}
-        Some("detect") => args[1] = "train-detect".into(),
+        Some("detect") => args[1] = detect_command.into(),
         Some(other) => bail!("--task: '{other}' is not one of classify, detect"),
     }
     Ok(args)
@@ -297,6 +340,42 @@ fn run_train_detect(args: &ela_detect_train::DetectTrainArgs) -> Result<()> {
             summary.parameters,
             summary.trainable
         );
+    }
+    Ok(())
+}
+
+fn detect(args: &DetectArgs) -> Result<()> {
+    let device = backend::device(args.backend, args.device)?;
+    let detector = ela_detect_train::infer::TrainedDetector::load(&args.weights, &device)?;
+    let (image, results) = detector.detect_file(&args.image, args.image_id, &device)?;
+    match &args.json {
+        Some(path) => {
+            ela_records::write_json(path, &results)?;
+            println!("{} detections: {}", results.len(), path.display());
+        }
+        None => println!("{}", serde_json::to_string(&results)?),
+    }
+    if let Some(out) = &args.out {
+        let boxes: Vec<ela_report::LabeledBox> = results
+            .iter()
+            .filter(|r| r.score >= args.show_threshold)
+            .map(|r| {
+                let class = detector
+                    .categories
+                    .iter()
+                    .position(|c| c.id == r.category_id)
+                    .unwrap_or(0);
+                let [x, y, w, h] = r.bbox;
+                ela_report::LabeledBox {
+                    bbox: [x, y, x + w, y + h],
+                    class,
+                    label: detector.categories[class].name.clone(),
+                    score: r.score,
+                }
+            })
+            .collect();
+        ela_report::draw_detections(&image, &boxes, out)?;
+        eprintln!("{} boxes drawn: {}", boxes.len(), out.display());
     }
     Ok(())
 }

@@ -8,11 +8,13 @@
 //! - [`schedule`]: the learning rate (linear warm-up, steps after epochs 8 and 11 of 12).
 //! - [`evaluate`]: detections of a split in COCO's result format and their statistics.
 //! - [`metrics`]: per-epoch losses and COCO statistics, `metrics.csv` and `coco.json`.
+//! - [`infer`]: a trained detector loaded from its run directory, for single images.
 //! - [`run`]: the training loop, its checkpoints and resume.
 
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod infer;
 pub mod metrics;
 pub mod run;
 pub mod schedule;

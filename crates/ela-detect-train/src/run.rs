@@ -165,6 +165,9 @@ fn run(config: &DetectRunConfig, lock: RunLock, from: Option<usize>) -> Result<D
     let ckpt = dir.join("checkpoint");
     let data = DetectData::open(config)?;
     let detector = config.detector(data.train.num_classes())?;
+    let mut categories = data.train.instances.categories.clone();
+    categories.sort_by_key(|c| c.id);
+    write_json(&dir.join(crate::infer::CLASSES_FILE), &categories)?;
     let device = ela_train::backend::device(config.backend, config.device)?.autodiff();
     let mut model = build_model(config, &detector, &device)?;
     let mut optim = sgd(config);

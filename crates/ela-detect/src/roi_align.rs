@@ -166,13 +166,58 @@ pub fn roi_align(features: Tensor<4>, rois: &[Roi], config: &RoiAlignConfig) -> 
             )
         })
         .collect();
+    // RoIs are processed in groups of similar window sizes (rounded up to powers of two), so
+    // that a few large RoIs do not pad every small one's window to their size.
+    let mut groups: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
+    for (i, (rows, cols)) in axes.iter().enumerate() {
+        let key = (rows.len.next_power_of_two(), cols.len.next_power_of_two());
+        groups.entry(key).or_default().push(i);
+    }
+    if groups.len() == 1 {
+        return gather_contract(features, rois, &axes, config.output);
+    }
+    let mut parts = Vec::with_capacity(groups.len());
+    let mut order = Vec::with_capacity(k);
+    let mut axes: Vec<Option<(AxisWeights, AxisWeights)>> = axes.into_iter().map(Some).collect();
+    for members in groups.into_values() {
+        let group_rois: Vec<Roi> = members.iter().map(|&i| rois[i]).collect();
+        let group_axes: Vec<(AxisWeights, AxisWeights)> = members
+            .iter()
+            .map(|&i| axes[i].take().expect("each RoI is in one group"))
+            .collect();
+        parts.push(gather_contract(
+            features.clone(),
+            &group_rois,
+            &group_axes,
+            config.output,
+        ));
+        order.extend(members);
+    }
+    let mut inverse = vec![0; k];
+    for (position, &roi) in order.iter().enumerate() {
+        inverse[roi] = position;
+    }
+    Tensor::cat(parts, 0).select(0, indices(&inverse, &device))
+}
+
+/// The device part for RoIs whose weights are computed: gather each window, contract with the
+/// row and column weights.
+fn gather_contract(
+    features: Tensor<4>,
+    rois: &[Roi],
+    axes: &[(AxisWeights, AxisWeights)],
+    (ph, pw): (usize, usize),
+) -> Tensor<4> {
+    let [batch, channels, height, width] = features.dims();
+    let device = features.device();
+    let k = rois.len();
     let wy = axes.iter().map(|a| a.0.len).max().unwrap_or(1);
     let wx = axes.iter().map(|a| a.1.len).max().unwrap_or(1);
 
     let mut pixels = Vec::with_capacity(k * wy * wx);
     let mut ay = vec![0.0f32; k * ph * wy];
     let mut ax = vec![0.0f32; k * wx * pw];
-    for (i, (roi, (rows, cols))) in rois.iter().zip(&axes).enumerate() {
+    for (i, (roi, (rows, cols))) in rois.iter().zip(axes).enumerate() {
         for r in 0..wy {
             let y = (rows.start + r).min(height - 1);
             for c in 0..wx {

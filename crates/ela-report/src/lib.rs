@@ -20,12 +20,14 @@
 //! - [`style`]: font, colours and PNG output shared by the figures.
 
 pub mod curves;
+pub mod detections;
 pub mod heatmap;
 pub mod mapping;
 pub mod markdown;
 pub mod run;
 pub mod style;
 
+pub use detections::{LabeledBox, draw_detections};
 pub use heatmap::heat_rgb;
 pub use markdown::{Report, write_report};
 pub use run::Run;

@@ -1,0 +1,126 @@
+//! A trained detector from its run directory (`config.json`, `classes.json`, `model.bpk`) for
+//! inference on single images: what `ela detect` runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use ela_data::coco::{CocoCategory, read_rgb};
+use ela_data::detection::DetectionPipeline;
+use ela_detect::{DetectorConfig, FasterRcnn};
+use image::RgbImage;
+
+use crate::config::DetectRunConfig;
+use crate::evaluate::CocoResult;
+
+/// The categories file a run writes beside its configuration.
+pub const CLASSES_FILE: &str = "classes.json";
+
+/// A detector ready for inference.
+#[derive(Debug)]
+pub struct TrainedDetector {
+    /// The model (eval mode).
+    pub model: FasterRcnn,
+    /// Its configuration.
+    pub config: DetectorConfig,
+    /// The input pipeline (no flip).
+    pub pipeline: DetectionPipeline,
+    /// Categories in class-index order.
+    pub categories: Vec<CocoCategory>,
+}
+
+impl TrainedDetector {
+    /// Loads the run that `weights` names: a run directory, or a `.bpk` file inside one.
+    pub fn load(weights: &Path, device: &Device) -> Result<Self> {
+        let (dir, file): (PathBuf, PathBuf) = if weights.is_dir() {
+            (weights.to_path_buf(), weights.join("model.bpk"))
+        } else {
+            let dir = weights
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let dir = if dir.ends_with("checkpoint") {
+                dir.parent().unwrap_or(dir)
+            } else {
+                dir
+            };
+            (dir.to_path_buf(), weights.to_path_buf())
+        };
+        let read = |name: &str| -> Result<String> {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).with_context(|| {
+                format!(
+                    "--weights: cannot read {} (a detection run's directory holds it)",
+                    p.display()
+                )
+            })
+        };
+        let run: DetectRunConfig =
+            serde_json::from_str(&read("config.json")?).with_context(|| {
+                format!(
+                    "--weights: {} is not a detection run's configuration",
+                    dir.join("config.json").display()
+                )
+            })?;
+        let categories: Vec<CocoCategory> = serde_json::from_str(&read(CLASSES_FILE)?)
+            .with_context(|| {
+                format!(
+                    "--weights: {} is not a category list",
+                    dir.join(CLASSES_FILE).display()
+                )
+            })?;
+        let config = run.detector(categories.len())?;
+        let bytes = std::fs::read(&file)
+            .with_context(|| format!("--weights: cannot read {}", file.display()))?;
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .with_context(|| format!("--weights: {} is not a Burn record", file.display()))?;
+        let model = config.init(device)?.load_record(record);
+        if model.parameter_count() == 0 {
+            bail!("--weights: {} holds an empty model", file.display());
+        }
+        Ok(Self {
+            model,
+            config,
+            pipeline: DetectionPipeline {
+                scale: run.scale,
+                ..DetectionPipeline::mmdet()
+            },
+            categories,
+        })
+    }
+
+    /// Detections of one image file, in its pixels, as COCO results with image id `image_id`.
+    pub fn detect_file(
+        &self,
+        path: &Path,
+        image_id: u64,
+        device: &Device,
+    ) -> Result<(RgbImage, Vec<CocoResult>)> {
+        let rgb = read_rgb(path)?;
+        let empty = ela_data::coco::DetectionTargets {
+            boxes: Vec::new(),
+            labels: Vec::new(),
+            crowd: Vec::new(),
+        };
+        let item = self.pipeline.apply(image_id, &rgb, &empty, None);
+        let images = self.pipeline.collate(std::slice::from_ref(&item), device);
+        let detections = self
+            .model
+            .detect(&self.config, images, &[item.size])
+            .remove(0);
+        let results = detections
+            .into_iter()
+            .map(|d| {
+                let [x1, y1, x2, y2] = item.to_original(d.bbox);
+                CocoResult {
+                    image_id,
+                    category_id: self.categories[d.class].id,
+                    bbox: [x1, y1, x2 - x1, y2 - y1],
+                    score: d.score,
+                }
+            })
+            .collect();
+        Ok((rgb, results))
+    }
+}
