@@ -50,6 +50,9 @@ pub enum Install {
     TarGz(CifarKind),
     /// Copy the four MNIST `.gz` files, then check that they parse.
     MnistFiles,
+    /// Unzip COCO 2017's image and annotation archives, then check the image counts and that
+    /// every image the instances files list is there.
+    CocoZips,
 }
 
 /// The datasets `ela fetch` knows.
@@ -64,7 +67,26 @@ pub enum FetchName {
     /// ImageNet-1K (ILSVRC2012): not downloadable without an account; prepared from the
     /// official archives with `--from DIR` (see [`crate::ilsvrc`]).
     Imagenet,
+    /// COCO 2017 detection: train2017 (118,287 images), val2017 (5,000) and the instances
+    /// annotations, the official archives (about 19 GB).
+    Coco,
 }
+
+/// COCO's server.
+const COCO_BASE: &str = "http://images.cocodataset.org/";
+
+/// COCO 2017's archives: path under the server, MD5.
+const COCO_FILES: [(&str, &str); 3] = [
+    (
+        "annotations/annotations_trainval2017.zip",
+        "f4bbac642086de4f52a3fdda2de5fa2c",
+    ),
+    ("zips/val2017.zip", "442b8da7639aecaf257c1dceb8ba8c80"),
+    ("zips/train2017.zip", "cced6f7f71b7629ddf16f17bbcfab6b2"),
+];
+
+/// Images of COCO 2017's splits.
+pub const COCO_IMAGES: [(&str, usize); 2] = [("train2017", 118_287), ("val2017", 5_000)];
 
 const CIFAR_BASE: &str = "https://www.cs.toronto.edu/~kriz/";
 const MNIST_BASE: &str = "https://ossci-datasets.s3.amazonaws.com/mnist/";
@@ -80,6 +102,24 @@ impl FetchName {
         };
         Some(match self {
             Self::Imagenet => return None,
+            Self::Coco => DatasetSource {
+                name: "coco".into(),
+                files: COCO_FILES
+                    .iter()
+                    .map(|(path, md5)| {
+                        let file = path.rsplit('/').next().expect("a file name");
+                        Remote {
+                            file: file.into(),
+                            url: match mirror {
+                                Some(base) => format!("{base}{file}"),
+                                None => format!("{COCO_BASE}{path}"),
+                            },
+                            md5: (*md5).into(),
+                        }
+                    })
+                    .collect(),
+                install: Install::CocoZips,
+            },
             Self::Cifar10 => DatasetSource {
                 name: "cifar10".into(),
                 files: vec![remote(
@@ -350,6 +390,39 @@ fn install(source: &DatasetSource, archives: &[PathBuf], staging: &Path) -> Resu
                     .with_context(|| format!("cannot copy {}", archive.display()))?;
             }
             Mnist::from_dir(staging).context("the downloaded MNIST files do not parse")?;
+        }
+        Install::CocoZips => {
+            for archive in archives {
+                let file = File::open(archive)
+                    .with_context(|| format!("cannot read {}", archive.display()))?;
+                zip::ZipArchive::new(file)
+                    .and_then(|mut z| z.extract(staging))
+                    .with_context(|| {
+                        format!("{} is corrupt or truncated; nothing was installed", archive.display())
+                    })?;
+            }
+            check_coco(staging)?;
+        }
+    }
+    Ok(())
+}
+
+/// An unpacked COCO 2017: both splits' image counts, and every image their instances files
+/// list present.
+pub fn check_coco(root: &Path) -> Result<()> {
+    for (split, count) in COCO_IMAGES {
+        let dir = root.join(split);
+        let found = fs::read_dir(&dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "jpg")))
+            .count();
+        if found != count {
+            bail!("{} holds {found} images; COCO 2017 has {count}", dir.display());
+        }
+        let ann = root.join("annotations").join(format!("instances_{split}.json"));
+        let instances = crate::coco::CocoInstances::read(&ann)?;
+        if let Some(missing) = instances.images.iter().find(|i| !dir.join(&i.file_name).exists()) {
+            bail!("{} lists {}, which is not in {}", ann.display(), missing.file_name, dir.display());
         }
     }
     Ok(())

@@ -200,3 +200,15 @@ fn batches_keep_one_orientation_and_cover_every_image() {
     }
     assert!(seen.iter().all(|&s| s));
 }
+
+#[test]
+fn an_incomplete_coco_is_refused_with_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("train2017")).unwrap();
+    std::fs::write(dir.path().join("train2017/000000000009.jpg"), b"x").unwrap();
+    let err = ela_data::fetch::check_coco(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("holds 1 images; COCO 2017 has 118287"), "{err}");
+    let source = ela_data::fetch::FetchName::Coco.source(None).unwrap();
+    assert_eq!(source.files.len(), 3);
+    assert!(source.files.iter().all(|f| f.url.starts_with("http://images.cocodataset.org/")));
+}

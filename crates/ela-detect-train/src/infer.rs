@@ -9,6 +9,7 @@ use burn::store::ModuleRecord;
 use ela_data::coco::{CocoCategory, read_rgb};
 use ela_data::detection::DetectionPipeline;
 use ela_detect::{DetectorConfig, FasterRcnn};
+use ela_model::Prunable;
 use image::RgbImage;
 
 use crate::config::DetectRunConfig;
@@ -79,6 +80,13 @@ impl TrainedDetector {
         if model.parameter_count() == 0 {
             bail!("--weights: {} holds an empty model", file.display());
         }
+        // ELA's skip flags are not part of the record: a checkpoint's come from its state, the
+        // final model's from `pruning.json`.
+        if let Some(flags) = skip_flags(&dir, &file)? {
+            model.set_skip_flags(&flags).with_context(|| {
+                format!("--weights: the skip flags of {} do not fit the model", dir.display())
+            })?;
+        }
         Ok(Self {
             model,
             config,
@@ -90,6 +98,30 @@ impl TrainedDetector {
         })
     }
 
+}
+
+/// The skip flags that go with `file` of the run in `dir`, if the run pruned.
+fn skip_flags(dir: &Path, file: &Path) -> Result<Option<Vec<bool>>> {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if let Some(epoch) = name.strip_prefix("model-").and_then(|n| n.strip_suffix(".bpk")) {
+        let state = file.with_file_name(format!("state-{epoch}.json"));
+        let text = std::fs::read_to_string(&state)
+            .with_context(|| format!("--weights: cannot read {}", state.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("--weights: {} is not a checkpoint state", state.display()))?;
+        let flags = value["skip_flags"]
+            .as_array()
+            .map(|a| a.iter().map(|b| b.as_bool().unwrap_or(false)).collect());
+        return Ok(flags);
+    }
+    let pruning = dir.join("pruning.json");
+    if !pruning.exists() {
+        return Ok(None);
+    }
+    Ok(Some(ela_records::read_pruning(&pruning)?.final_mask))
+}
+
+impl TrainedDetector {
     /// Detections of one image file, in its pixels, as COCO results with image id `image_id`.
     pub fn detect_file(
         &self,
