@@ -398,7 +398,10 @@ fn install(source: &DatasetSource, archives: &[PathBuf], staging: &Path) -> Resu
                 zip::ZipArchive::new(file)
                     .and_then(|mut z| z.extract(staging))
                     .with_context(|| {
-                        format!("{} is corrupt or truncated; nothing was installed", archive.display())
+                        format!(
+                            "{} is corrupt or truncated; nothing was installed",
+                            archive.display()
+                        )
                     })?;
             }
             check_coco(staging)?;
@@ -414,15 +417,32 @@ pub fn check_coco(root: &Path) -> Result<()> {
         let dir = root.join(split);
         let found = fs::read_dir(&dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
-            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "jpg")))
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+            })
             .count();
         if found != count {
-            bail!("{} holds {found} images; COCO 2017 has {count}", dir.display());
+            bail!(
+                "{} holds {found} images; COCO 2017 has {count}",
+                dir.display()
+            );
         }
-        let ann = root.join("annotations").join(format!("instances_{split}.json"));
+        let ann = root
+            .join("annotations")
+            .join(format!("instances_{split}.json"));
         let instances = crate::coco::CocoInstances::read(&ann)?;
-        if let Some(missing) = instances.images.iter().find(|i| !dir.join(&i.file_name).exists()) {
-            bail!("{} lists {}, which is not in {}", ann.display(), missing.file_name, dir.display());
+        if let Some(missing) = instances
+            .images
+            .iter()
+            .find(|i| !dir.join(&i.file_name).exists())
+        {
+            bail!(
+                "{} lists {}, which is not in {}",
+                ann.display(),
+                missing.file_name,
+                dir.display()
+            );
         }
     }
     Ok(())

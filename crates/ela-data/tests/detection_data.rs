@@ -173,7 +173,7 @@ fn pipeline_geometry_follows_mmdetection() {
         ..DetectionPipeline::mmdet()
     };
     let item = odd.apply(1, &image, &targets, None);
-    let batch = odd.collate(&[item.clone()], &device);
+    let batch = odd.collate(std::slice::from_ref(&item), &device);
     assert_eq!(
         batch.dims(),
         [1, 3, 96, 96],
@@ -206,9 +206,19 @@ fn an_incomplete_coco_is_refused_with_its_count() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("train2017")).unwrap();
     std::fs::write(dir.path().join("train2017/000000000009.jpg"), b"x").unwrap();
-    let err = ela_data::fetch::check_coco(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("holds 1 images; COCO 2017 has 118287"), "{err}");
+    let err = ela_data::fetch::check_coco(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("holds 1 images; COCO 2017 has 118287"),
+        "{err}"
+    );
     let source = ela_data::fetch::FetchName::Coco.source(None).unwrap();
     assert_eq!(source.files.len(), 3);
-    assert!(source.files.iter().all(|f| f.url.starts_with("http://images.cocodataset.org/")));
+    assert!(
+        source
+            .files
+            .iter()
+            .all(|f| f.url.starts_with("http://images.cocodataset.org/"))
+    );
 }

@@ -84,7 +84,10 @@ impl TrainedDetector {
         // final model's from `pruning.json`.
         if let Some(flags) = skip_flags(&dir, &file)? {
             model.set_skip_flags(&flags).with_context(|| {
-                format!("--weights: the skip flags of {} do not fit the model", dir.display())
+                format!(
+                    "--weights: the skip flags of {} do not fit the model",
+                    dir.display()
+                )
             })?;
         }
         Ok(Self {
@@ -97,13 +100,15 @@ impl TrainedDetector {
             categories,
         })
     }
-
 }
 
 /// The skip flags that go with `file` of the run in `dir`, if the run pruned.
 fn skip_flags(dir: &Path, file: &Path) -> Result<Option<Vec<bool>>> {
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if let Some(epoch) = name.strip_prefix("model-").and_then(|n| n.strip_suffix(".bpk")) {
+    if let Some(epoch) = name
+        .strip_prefix("model-")
+        .and_then(|n| n.strip_suffix(".bpk"))
+    {
         let state = file.with_file_name(format!("state-{epoch}.json"));
         let text = std::fs::read_to_string(&state)
             .with_context(|| format!("--weights: cannot read {}", state.display()))?;

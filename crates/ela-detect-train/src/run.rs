@@ -144,11 +144,11 @@ fn build_model(
 }
 
 fn controller(config: &DetectRunConfig, model: &FasterRcnn) -> Option<PruningController> {
-    let (schedule, method) = (config.schedule.clone()?, config.method.clone()?);
+    let (schedule, method) = (config.schedule.clone()?, config.method?);
     let layout = model.layout();
     let probe = ScoreProbe::new(layout.clone(), config.kl_eps, config.kl_direction);
     let record = PruningRecord {
-        method: method.clone(),
+        method,
         kl_direction: config.kl_direction,
         eps: config.kl_eps,
         skip_mode: ela_model::SkipMode::Full,
@@ -160,161 +160,255 @@ fn controller(config: &DetectRunConfig, model: &FasterRcnn) -> Option<PruningCon
     Some(PruningController::new(schedule, method, probe, record))
 }
 
+/// A run in progress: its data, model, optimizer, pruning controller and loop state.
+struct Trainer<'a> {
+    config: &'a DetectRunConfig,
+    dir: PathBuf,
+    data: DetectData,
+    detector: DetectorConfig,
+    device: Device,
+    model: FasterRcnn,
+    optim: ModuleOptimizer,
+    pruning: Option<PruningController>,
+    schedule: StepSchedule,
+    state: LoopState,
+}
+
+/// One epoch's summed losses and what it ended with.
+struct EpochTotals {
+    losses: [f64; 4],
+    batches: usize,
+    lr: f64,
+    seconds: f64,
+}
+
 fn run(config: &DetectRunConfig, lock: RunLock, from: Option<usize>) -> Result<DetectSummary> {
-    let dir = lock.root().to_path_buf();
-    let ckpt = dir.join("checkpoint");
-    let data = DetectData::open(config)?;
-    let detector = config.detector(data.train.num_classes())?;
-    let mut categories = data.train.instances.categories.clone();
-    categories.sort_by_key(|c| c.id);
-    write_json(&dir.join(crate::infer::CLASSES_FILE), &categories)?;
-    let device = ela_train::backend::device(config.backend, config.device)?.autodiff();
-    let mut model = build_model(config, &detector, &device)?;
-    let mut optim = sgd(config);
-    let mut pruning = controller(config, &model);
-    let mut state = LoopState {
-        epoch: 0,
-        iteration: 0,
-        skip_flags: model.skip_flags(),
-        window_sum: Vec::new(),
-        window_batches: 0,
-        pruning: None,
-        metrics: Vec::new(),
-    };
+    let mut t = Trainer::new(config, lock.root())?;
     if let Some(k) = from {
+        t.restore(k)?;
+    }
+    t.announce();
+    for epoch in t.state.epoch + 1..=config.epochs {
+        let totals = t.train_epoch(epoch)?;
+        t.finish_epoch(epoch, totals)?;
+    }
+    t.finish()
+}
+
+impl<'a> Trainer<'a> {
+    fn new(config: &'a DetectRunConfig, dir: &Path) -> Result<Self> {
+        let data = DetectData::open(config)?;
+        let detector = config.detector(data.train.num_classes())?;
+        let mut categories = data.train.instances.categories.clone();
+        categories.sort_by_key(|c| c.id);
+        write_json(&dir.join(crate::infer::CLASSES_FILE), &categories)?;
+        let device = ela_train::backend::device(config.backend, config.device)?.autodiff();
+        let model = build_model(config, &detector, &device)?;
+        let pruning = controller(config, &model);
+        let state = LoopState {
+            epoch: 0,
+            iteration: 0,
+            skip_flags: model.skip_flags(),
+            window_sum: Vec::new(),
+            window_batches: 0,
+            pruning: None,
+            metrics: Vec::new(),
+        };
+        Ok(Self {
+            config,
+            dir: dir.to_path_buf(),
+            data,
+            detector,
+            device,
+            model,
+            optim: sgd(config),
+            pruning,
+            schedule: StepSchedule::one_x(config.lr, config.epochs, config.warmup_iters),
+            state,
+        })
+    }
+
+    /// Continues from the checkpoint of epoch `k`.
+    fn restore(&mut self, k: usize) -> Result<()> {
+        let ckpt = self.dir.join("checkpoint");
         let read = |name: &str| -> Result<burn::tensor::Bytes> {
             let p = record_path(&ckpt, name, k);
             Ok(burn::tensor::Bytes::from_bytes_vec(
                 std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
             ))
         };
-        model = model.load_record(ModuleRecord::from_bytes(read("model")?)?);
-        optim = optim.load_record(OptimizerRecord::from_bytes(read("optim")?)?);
+        self.model = self
+            .model
+            .clone()
+            .load_record(ModuleRecord::from_bytes(read("model")?)?);
+        self.optim = self
+            .optim
+            .clone()
+            .load_record(OptimizerRecord::from_bytes(read("optim")?)?);
         let p = record_path(&ckpt, "state", k);
-        state = serde_json::from_slice(&std::fs::read(&p)?)
+        self.state = serde_json::from_slice(&std::fs::read(&p)?)
             .with_context(|| format!("{} is not a checkpoint state", p.display()))?;
-        model.set_skip_flags(&state.skip_flags)?;
-        if let Some(c) = pruning.as_mut() {
+        self.model.set_skip_flags(&self.state.skip_flags)?;
+        if let Some(c) = self.pruning.as_mut() {
             let window = WindowState {
-                sum: state.window_sum.clone(),
-                batches: state.window_batches,
+                sum: self.state.window_sum.clone(),
+                batches: self.state.window_batches,
             };
-            c.restore(window, state.pruning.clone());
+            c.restore(window, self.state.pruning.clone());
         }
-        println!("resumed {} after epoch {k}", dir.display());
+        println!("resumed {} after epoch {k}", self.dir.display());
+        Ok(())
     }
-    let schedule = StepSchedule::one_x(config.lr, config.epochs, config.warmup_iters);
-    let sizes: Vec<(usize, usize)> = data
-        .train
-        .images
-        .iter()
-        .map(|i| (i.height, i.width))
-        .collect();
-    println!(
-        "detector: Faster R-CNN R-{} FPN, {} backbone, {} classes; {} parameters ({} train); {} training / {} validation images",
-        config.depth,
-        if config.ela {
-            "ELA".to_string()
-        } else {
-            config.attention.to_string()
-        },
-        data.train.num_classes(),
-        model.parameter_count(),
-        model.trainable_parameter_count(),
-        data.train.images.len(),
-        data.val.images.len()
-    );
-    for epoch in state.epoch + 1..=config.epochs {
-        let started = Instant::now();
-        let scored = pruning.as_ref().is_some_and(|c| c.start_epoch(epoch));
-        let mut rng = StdRng::seed_from_u64(
-            config
-                .seed
-                .wrapping_mul(1_000_003)
-                .wrapping_add(epoch as u64),
+
+    fn announce(&self) {
+        let c = self.config;
+        println!(
+            "detector: Faster R-CNN R-{} FPN, {} backbone, {} classes; {} parameters ({} train); {} training / {} validation images",
+            c.depth,
+            if c.ela {
+                "ELA".to_string()
+            } else {
+                c.attention.to_string()
+            },
+            self.data.train.num_classes(),
+            self.model.parameter_count(),
+            self.model.trainable_parameter_count(),
+            self.data.train.images.len(),
+            self.data.val.images.len()
         );
-        let batches = group_batches(&sizes, config.batch_size, &mut rng);
+    }
+
+    /// One epoch of training steps; in a window epoch, the KL scores summed for the controller.
+    fn train_epoch(&mut self, epoch: usize) -> Result<EpochTotals> {
+        let started = Instant::now();
+        let scored = self.pruning.as_ref().is_some_and(|c| c.start_epoch(epoch));
+        let seed = self
+            .config
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(epoch as u64);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sizes: Vec<(usize, usize)> = self
+            .data
+            .train
+            .images
+            .iter()
+            .map(|i| (i.height, i.width))
+            .collect();
+        let batches = group_batches(&sizes, self.config.batch_size, &mut rng);
         let mut sums = ScoreSums::new();
-        let mut totals = [0.0f64; 4];
-        let mut lr = 0.0;
+        let mut totals = EpochTotals {
+            losses: [0.0; 4],
+            batches: batches.len(),
+            lr: 0.0,
+            seconds: 0.0,
+        };
         for (b, batch) in batches.iter().enumerate() {
-            let items = data.items(&data.train, batch, Some(&mut rng))?;
-            let images = data.pipeline.collate(&items, &device);
-            let image_sizes: Vec<(usize, usize)> = items.iter().map(|i| i.size).collect();
-            let targets: Vec<Targets> = items
-                .iter()
-                .map(|i| Targets {
-                    boxes: i.targets.boxes.clone(),
-                    labels: i.targets.labels.clone(),
-                })
-                .collect();
-            let losses = model.losses(&detector, images, &image_sizes, &targets, scored, &mut rng);
-            if scored && let Some(c) = pruning.as_ref() {
-                if let Some(s) = c
-                    .probe()
-                    .scores(model.skip_flags(), losses.attention.clone())
-                {
-                    sums.add(s, &device);
-                }
-            }
-            let parts = [&losses.rpn_cls, &losses.rpn_bbox, &losses.cls, &losses.bbox]
-                .map(|t| f64::from(t.clone().into_scalar::<f32>()));
+            let parts = self.step(epoch, batch, scored, &mut sums, &mut rng, &mut totals.lr)?;
             if parts.iter().any(|v| !v.is_finite()) {
                 bail!(
                     "epoch {epoch}, batch {}: a loss is not finite ({parts:?}); lower --lr",
                     b + 1
                 );
             }
-            for (t, v) in totals.iter_mut().zip(parts) {
+            for (t, v) in totals.losses.iter_mut().zip(parts) {
                 *t += v;
             }
-            let grads = GradientsParams::from_grads(losses.total().backward(), &model);
-            lr = schedule.lr_at(epoch, state.iteration);
-            model = optim.step(lr, model, grads);
-            state.iteration += 1;
             if (b + 1) % 50 == 0 || b + 1 == batches.len() {
                 let n = (b + 1) as f64;
+                let l = totals.losses.map(|v| v / n);
                 println!(
-                    "epoch {epoch}/{} batch {}/{} loss {:.4} (rpn {:.4} + {:.4}, roi {:.4} + {:.4}) lr {lr:.2e}",
-                    config.epochs,
+                    "epoch {epoch}/{} batch {}/{} loss {:.4} (rpn {:.4} + {:.4}, roi {:.4} + {:.4}) lr {:.2e}",
+                    self.config.epochs,
                     b + 1,
                     batches.len(),
-                    totals.iter().sum::<f64>() / n,
-                    totals[0] / n,
-                    totals[1] / n,
-                    totals[2] / n,
-                    totals[3] / n
+                    l.iter().sum::<f64>(),
+                    l[0],
+                    l[1],
+                    l[2],
+                    l[3],
+                    totals.lr
                 );
             }
         }
-        let train_seconds = started.elapsed().as_secs_f64();
-        if let Some(c) = pruning.as_mut() {
-            if let Some(decided) = c.end_epoch(epoch, sums, &model)? {
+        totals.seconds = started.elapsed().as_secs_f64();
+        if let Some(c) = self.pruning.as_mut() {
+            if let Some(decided) = c.end_epoch(epoch, sums, &self.model)? {
                 println!("{}", decided.line());
             }
-            write_json(&dir.join("pruning.json"), c.record())?;
+            write_json(&self.dir.join("pruning.json"), c.record())?;
         }
-        let inference = model.valid();
+        Ok(totals)
+    }
+
+    /// One SGD step on one batch; returns its four losses.
+    fn step(
+        &mut self,
+        epoch: usize,
+        batch: &[usize],
+        scored: bool,
+        sums: &mut ScoreSums,
+        rng: &mut StdRng,
+        lr: &mut f64,
+    ) -> Result<[f64; 4]> {
+        let items = self.data.items(&self.data.train, batch, Some(&mut *rng))?;
+        let images = self.data.pipeline.collate(&items, &self.device);
+        let sizes: Vec<(usize, usize)> = items.iter().map(|i| i.size).collect();
+        let targets: Vec<Targets> = items
+            .iter()
+            .map(|i| Targets {
+                boxes: i.targets.boxes.clone(),
+                labels: i.targets.labels.clone(),
+            })
+            .collect();
+        let losses = self
+            .model
+            .losses(&self.detector, images, &sizes, &targets, scored, rng);
+        if let Some(c) = self.pruning.as_ref().filter(|_| scored)
+            && let Some(s) = c
+                .probe()
+                .scores(self.model.skip_flags(), losses.attention.clone())
+        {
+            sums.add(s, &self.device);
+        }
+        let parts = [&losses.rpn_cls, &losses.rpn_bbox, &losses.cls, &losses.bbox]
+            .map(|t| f64::from(t.clone().into_scalar::<f32>()));
+        let grads = GradientsParams::from_grads(losses.total().backward(), &self.model);
+        *lr = self.schedule.lr_at(epoch, self.state.iteration);
+        self.model = self.optim.step(*lr, self.model.clone(), grads);
+        self.state.iteration += 1;
+        Ok(parts)
+    }
+
+    /// Evaluation on the validation split, the records and the checkpoint of `epoch`.
+    fn finish_epoch(&mut self, epoch: usize, totals: EpochTotals) -> Result<()> {
+        let inference = self.model.valid();
+        let eval_device = self.device.clone().inner();
         let results = detect_split(
             &inference,
-            &detector,
-            &data,
-            &data.val,
-            config.batch_size,
-            &device.clone().inner(),
+            &self.detector,
+            &self.data,
+            &self.data.val,
+            self.config.batch_size,
+            &eval_device,
         )?;
-        let stats = score(&data.val, &results, &dir.join("val_detections.json"))?;
-        let n = batches.len().max(1) as f64;
-        let skip_flags = model.skip_flags();
-        state.metrics.push(DetectEpochMetrics {
+        let stats = score(
+            &self.data.val,
+            &results,
+            &self.dir.join("val_detections.json"),
+        )?;
+        let n = totals.batches.max(1) as f64;
+        let skip_flags = self.model.skip_flags();
+        let l = totals.losses.map(|v| v / n);
+        self.state.metrics.push(DetectEpochMetrics {
             epoch,
-            lr,
-            loss_rpn_cls: totals[0] / n,
-            loss_rpn_bbox: totals[1] / n,
-            loss_cls: totals[2] / n,
-            loss_bbox: totals[3] / n,
+            lr: totals.lr,
+            loss_rpn_cls: l[0],
+            loss_rpn_bbox: l[1],
+            loss_cls: l[2],
+            loss_bbox: l[3],
             coco: stats,
-            train_seconds,
+            train_seconds: totals.seconds,
             skipped: (0..skip_flags.len()).filter(|&i| skip_flags[i]).collect(),
         });
         println!(
@@ -323,30 +417,41 @@ fn run(config: &DetectRunConfig, lock: RunLock, from: Option<usize>) -> Result<D
             stats.ap50,
             stats.ap75,
             results.len(),
-            train_seconds
+            totals.seconds
         );
-        metrics::write(&dir, &state.metrics)?;
-        state.epoch = epoch;
-        state.skip_flags = skip_flags;
-        if let Some(c) = pruning.as_ref() {
-            state.window_sum = c.state().sum.clone();
-            state.window_batches = c.state().batches;
+        metrics::write(&self.dir, &self.state.metrics)?;
+        self.state.epoch = epoch;
+        self.state.skip_flags = skip_flags;
+        if let Some(c) = self.pruning.as_ref() {
+            self.state.window_sum = c.state().sum.clone();
+            self.state.window_batches = c.state().batches;
+            self.state.pruning = Some(c.record().clone());
         }
-        state.pruning = pruning.as_ref().map(|c| c.record().clone());
-        save_checkpoint(&ckpt, &model, &optim, &state)?;
+        save_checkpoint(
+            &self.dir.join("checkpoint"),
+            &self.model,
+            &self.optim,
+            &self.state,
+        )
     }
-    if let Some(c) = pruning.as_ref() {
-        c.stop();
+
+    fn finish(self) -> Result<DetectSummary> {
+        if let Some(c) = self.pruning.as_ref() {
+            c.stop();
+        }
+        let parameters = self.model.parameter_count();
+        let trainable = self.model.trainable_parameter_count();
+        write_atomic(
+            &self.dir.join("model.bpk"),
+            &self.model.into_record().into_bytes()?,
+        )?;
+        Ok(DetectSummary {
+            dir: self.dir,
+            epochs: self.state.metrics,
+            parameters,
+            trainable,
+        })
     }
-    let parameters = model.parameter_count();
-    let trainable = model.trainable_parameter_count();
-    write_atomic(&dir.join("model.bpk"), &model.into_record().into_bytes()?)?;
-    Ok(DetectSummary {
-        dir,
-        epochs: state.metrics,
-        parameters,
-        trainable,
-    })
 }
 
 fn save_checkpoint(

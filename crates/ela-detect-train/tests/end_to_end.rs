@@ -70,12 +70,26 @@ fn digit_detector_learns_prunes_and_resumes() {
         serde_json::from_str(&std::fs::read_to_string(out.join("pruning.json")).unwrap()).unwrap();
     let windows = record["windows"].as_array().unwrap();
     assert_eq!(windows.len(), 2);
-    let skipped = |w: &serde_json::Value| w["mask"].as_array().unwrap().iter().filter(|b| b.as_bool().unwrap()).count();
+    let skipped = |w: &serde_json::Value| {
+        w["mask"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b.as_bool().unwrap())
+            .count()
+    };
     assert_eq!((skipped(&windows[0]), skipped(&windows[1])), (1, 2));
     assert_eq!(last.skipped.len(), 2);
 
     // The run directory: records, per-epoch COCO statistics, checkpoints of the last two epochs.
-    for f in ["config.json", "classes.json", "metrics.csv", "coco.json", "model.bpk", "val_detections.json"] {
+    for f in [
+        "config.json",
+        "classes.json",
+        "metrics.csv",
+        "coco.json",
+        "model.bpk",
+        "val_detections.json",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
@@ -92,14 +106,28 @@ fn digit_detector_learns_prunes_and_resumes() {
     let image = digits.val.image_dir.join(&first.file_name);
     let (_, dets) = trained.detect_file(&image, first.id, &device).unwrap();
     let logged: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("val_detections.json")).unwrap()).unwrap();
-    let logged: Vec<&serde_json::Value> = logged.iter().filter(|d| d["image_id"].as_u64() == Some(first.id)).collect();
-    assert!(dets.len().abs_diff(logged.len()) <= 2, "{} against {}", dets.len(), logged.len());
+        serde_json::from_str(&std::fs::read_to_string(out.join("val_detections.json")).unwrap())
+            .unwrap();
+    let logged: Vec<&serde_json::Value> = logged
+        .iter()
+        .filter(|d| d["image_id"].as_u64() == Some(first.id))
+        .collect();
+    assert!(
+        dets.len().abs_diff(logged.len()) <= 2,
+        "{} against {}",
+        dets.len(),
+        logged.len()
+    );
     for (ours, theirs) in dets.iter().zip(&logged).take(5) {
         assert_eq!(Some(ours.category_id), theirs["category_id"].as_u64());
         for k in 0..4 {
             let v = theirs["bbox"][k].as_f64().unwrap() as f32;
-            assert!((ours.bbox[k] - v).abs() < 0.5, "{:?} against {}", ours.bbox, theirs["bbox"]);
+            assert!(
+                (ours.bbox[k] - v).abs() < 0.5,
+                "{:?} against {}",
+                ours.bbox,
+                theirs["bbox"]
+            );
         }
     }
 
