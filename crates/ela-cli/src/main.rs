@@ -330,6 +330,10 @@ fn run_train_detect(args: &ela_detect_train::DetectTrainArgs) -> Result<()> {
         Some(dir) => ela_detect_train::resume(dir)?,
         None => ela_detect_train::train(args)?,
     };
+    if !summary.epochs.is_empty() {
+        let report = ela_report::write_detection_report(&summary.dir, &summary.dir.join("report"))?;
+        println!("report: {}", report.markdown.display());
+    }
     if let Some(last) = summary.epochs.last() {
         println!(
             "finished {}: epoch {} bbox AP {:.4} AP50 {:.4}; {} parameters ({} train)",
@@ -491,6 +495,18 @@ fn run_agree(args: &AgreeArgs) -> Result<()> {
 }
 
 fn run_report(args: &ReportArgs) -> Result<()> {
+    if let [dir] = args.runs.as_slice()
+        && ela_records::is_detection_run(dir)
+    {
+        let out = args.out.clone().unwrap_or_else(|| dir.join("report"));
+        let report = ela_report::write_detection_report(dir, &out)?;
+        println!(
+            "report: {} ({} figures)",
+            report.markdown.display(),
+            report.figures.len()
+        );
+        return Ok(());
+    }
     let runs = args
         .runs
         .iter()

@@ -45,8 +45,8 @@ impl Default for DigitsConfig {
     fn default() -> Self {
         Self {
             canvas: 128,
-            train_images: 1200,
-            val_images: 200,
+            train_images: 400,
+            val_images: 100,
             max_digits: 4,
             min_side: 24,
             max_side: 72,

@@ -38,7 +38,8 @@ impl DetectEpochMetrics {
     }
 }
 
-/// Rewrites `metrics.csv` and `coco.json` in `dir` with `epochs`.
+/// Rewrites `metrics.csv`, `coco.json` and `epochs.json` (what reports read, through
+/// `ela-records`) in `dir` with `epochs`.
 pub fn write(dir: &Path, epochs: &[DetectEpochMetrics]) -> Result<()> {
     let mut csv = String::from(
         "epoch,lr,loss,loss_rpn_cls,loss_rpn_bbox,loss_cls,loss_bbox,AP,AP50,AP75,APs,APm,APl,AR1,AR10,AR100,ARs,ARm,ARl,train_seconds,skipped\n",
@@ -70,5 +71,6 @@ pub fn write(dir: &Path, epochs: &[DetectEpochMetrics]) -> Result<()> {
         .iter()
         .map(|m| serde_json::json!({"epoch": m.epoch, "bbox": m.coco}))
         .collect();
-    ela_records::write_json(&dir.join("coco.json"), &coco)
+    ela_records::write_json(&dir.join("coco.json"), &coco)?;
+    ela_records::write_json(&dir.join(ela_records::DETECT_EPOCHS_FILE), &epochs)
 }

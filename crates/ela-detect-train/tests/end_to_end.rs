@@ -131,6 +131,14 @@ fn digit_detector_learns_prunes_and_resumes() {
         }
     }
 
+    // The run's report: curves, the statistics table, the pruning decisions.
+    let report = ela_report::write_detection_report(&out, &out.join("report")).unwrap();
+    for name in ["curves.png", "kl.png"] {
+        assert!(report.figure(name).is_some(), "{name}");
+    }
+    let md = std::fs::read_to_string(&report.markdown).unwrap();
+    assert!(md.contains("| 3 | ") && md.contains("AP50"), "{md}");
+
     // Resuming a finished run trains nothing more and keeps its results.
     let again = resume(&out).unwrap();
     assert_eq!(again.epochs.len(), 3);

@@ -8,6 +8,7 @@
 //!
 //! - [`files`]: atomic writes.
 //! - [`metrics`]: the `metrics.csv` file.
+//! - [`detect_epochs`]: a detection run's `epochs.json`.
 //! - [`pruning`]: the `pruning.json` file.
 //! - [`attention`]: `attention.json` and how memory entries map to blocks.
 //! - [`kl_log`]: per-block KL scores from a JSON array or a `pruning.json`.
@@ -17,6 +18,7 @@
 //! - [`revision`]: the source revision a run was made from.
 
 pub mod attention;
+pub mod detect_epochs;
 pub mod files;
 pub mod guard;
 pub mod kl_log;
@@ -27,6 +29,9 @@ pub mod revision;
 pub mod run_dir;
 
 pub use attention::{ATTENTION_FILE, AttentionRecord, lay_out, memory_blocks, read_attention};
+pub use detect_epochs::{
+    DETECT_EPOCHS_FILE, DetectEpochRecord, is_detection_run, read_detect_epochs,
+};
 pub use files::{write_atomic, write_json};
 pub use kl_log::parse_kl_log;
 pub use metrics::{EpochMetrics, parse_metrics, read_metrics};

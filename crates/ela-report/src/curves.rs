@@ -14,19 +14,23 @@ use crate::style::{FONT, Figure, PALETTE, draw_err, figure, render};
 
 /// A line chart over epochs: one line (with point markers) per series, dashed vertical marks.
 pub(crate) struct LineChart {
-    title: String,
-    y_desc: &'static str,
+    pub(crate) title: String,
+    pub(crate) y_desc: &'static str,
     /// Y range; drawn on a log scale when `log`.
-    y: (f64, f64),
-    log: bool,
-    epochs: f64,
-    lines: Vec<(String, Vec<(f64, f64)>)>,
-    marks: Vec<f64>,
-    legend: SeriesLabelPosition,
+    pub(crate) y: (f64, f64),
+    pub(crate) log: bool,
+    pub(crate) epochs: f64,
+    pub(crate) lines: Vec<(String, Vec<(f64, f64)>)>,
+    pub(crate) marks: Vec<f64>,
+    pub(crate) legend: SeriesLabelPosition,
 }
 
 impl LineChart {
-    fn draw(self, area: &DrawingArea<BitMapBackend<'_>, Shift>, path: &Path) -> Result<()> {
+    pub(crate) fn draw(
+        self,
+        area: &DrawingArea<BitMapBackend<'_>, Shift>,
+        path: &Path,
+    ) -> Result<()> {
         let builder = |area| {
             let mut b = ChartBuilder::on(area);
             b.caption(&self.title, (FONT, 20))

@@ -20,6 +20,7 @@
 //! - [`style`]: font, colours and PNG output shared by the figures.
 
 pub mod curves;
+pub mod detection;
 pub mod detections;
 pub mod heatmap;
 pub mod mapping;
@@ -27,6 +28,7 @@ pub mod markdown;
 pub mod run;
 pub mod style;
 
+pub use detection::write_detection_report;
 pub use detections::{LabeledBox, draw_detections};
 pub use heatmap::heat_rgb;
 pub use markdown::{Report, write_report};
