@@ -128,7 +128,7 @@ impl RoiHeadConfig {
                 ..Self::mmdet(classes).align
             },
             coder: DeltaCoder::roi().torchvision(),
-            smooth_l1_beta: Some(1.0),
+            smooth_l1_beta: Some(1.0 / 9.0),
             background: Background::First,
             min_size: 1e-2,
             ..Self::mmdet(classes)
