@@ -10,7 +10,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use ela_detect::rpn::Targets;
-use ela_detect::{DetectorConfig, FasterRcnn, MultiLevelRoiAlign, Roi};
+use ela_detect::{Detector, DetectorConfig, MultiLevelRoiAlign, Roi};
 use ela_model::{AttentionKind, Prunable};
 use ela_train::backend::{self, Backend};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -117,7 +117,7 @@ impl DetectBenchReport {
 
 struct Variant {
     name: &'static str,
-    model: FasterRcnn,
+    model: Detector,
     optim: ModuleOptimizer,
     steps: Vec<f64>,
 }
@@ -183,7 +183,11 @@ pub fn run_detect(config: &DetectBenchConfig) -> Result<DetectBenchReport> {
             let labels = (0..config.objects)
                 .map(|_| rng.random_range(0..config.num_classes))
                 .collect();
-            Targets { boxes, labels }
+            Targets {
+                boxes,
+                labels,
+                masks: Vec::new(),
+            }
         })
         .collect();
     let sizes = vec![(h, w); config.batch_size];

@@ -186,7 +186,7 @@ impl CocoInstances {
 }
 
 /// One image's objects as a detector trains on them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DetectionTargets {
     /// `(x1, y1, x2, y2)` in image pixels, non-crowd objects with positive area.
     pub boxes: Vec<[f32; 4]>,
@@ -194,6 +194,8 @@ pub struct DetectionTargets {
     pub labels: Vec<usize>,
     /// Crowd regions (MMDetection's `gt_bboxes_ignore`), unused by the default assigners.
     pub crowd: Vec<[f32; 4]>,
+    /// The segmentation of each box, when its annotation has one.
+    pub masks: Vec<Option<Segmentation>>,
 }
 
 /// A COCO split: its instances file, image folder and per-image targets.
@@ -228,11 +230,7 @@ impl CocoSplit {
         let mut targets: HashMap<u64, DetectionTargets> = HashMap::new();
         for a in &instances.annotations {
             let [x, y, w, h] = a.bbox.map(|v| v as f32);
-            let entry = targets.entry(a.image_id).or_insert(DetectionTargets {
-                boxes: Vec::new(),
-                labels: Vec::new(),
-                crowd: Vec::new(),
-            });
+            let entry = targets.entry(a.image_id).or_default();
             // MMDetection's `_parse_ann_info`: boxes under 1 pixel a side or of zero area drop.
             if w < 1.0 || h < 1.0 || a.area <= 0.0 && a.segmentation.is_some() {
                 continue;
@@ -242,6 +240,7 @@ impl CocoSplit {
             } else {
                 entry.boxes.push([x, y, x + w, y + h]);
                 entry.labels.push(class_of[&a.category_id]);
+                entry.masks.push(a.segmentation.clone());
             }
         }
         let images = instances
@@ -261,14 +260,7 @@ impl CocoSplit {
 
     /// The targets of an image (empty when it has no annotation).
     pub fn targets(&self, image_id: u64) -> DetectionTargets {
-        self.targets
-            .get(&image_id)
-            .cloned()
-            .unwrap_or(DetectionTargets {
-                boxes: Vec::new(),
-                labels: Vec::new(),
-                crowd: Vec::new(),
-            })
+        self.targets.get(&image_id).cloned().unwrap_or_default()
     }
 
     /// Number of classes.

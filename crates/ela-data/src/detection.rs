@@ -10,6 +10,7 @@ use rand::{RngExt, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
 use crate::coco::DetectionTargets;
+use crate::masks::BitMask;
 
 /// The pipeline's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,9 @@ pub struct DetectionPipeline {
     pub std: [f32; 3],
     /// Padded sizes are multiples of this.
     pub pad_divisor: usize,
+    /// Also rasterize the objects' masks (Mask R-CNN's `with_mask`).
+    #[serde(default)]
+    pub masks: bool,
 }
 
 impl DetectionPipeline {
@@ -35,6 +39,7 @@ impl DetectionPipeline {
             mean: [123.675, 116.28, 103.53],
             std: [58.395, 57.12, 57.375],
             pad_divisor: 32,
+            masks: false,
         }
     }
 }
@@ -54,6 +59,10 @@ pub struct DetectionItem {
     pub flipped: bool,
     /// Boxes and labels in resized (and flipped) pixels.
     pub targets: DetectionTargets,
+    /// With [`DetectionPipeline::masks`]: each box's mask at the resized size (and flipped),
+    /// resized with nearest neighbours as MMDetection's `BitmapMasks`; an object without a
+    /// segmentation is its box.
+    pub masks: Vec<BitMask>,
 }
 
 impl DetectionItem {
@@ -84,14 +93,15 @@ impl DetectionPipeline {
         )
     }
 
-    /// Resizes, flips (when `rng` is given and draws it), normalizes.
+    /// Resizes, flips (when `rng` is given and draws it), normalizes; fails only on a
+    /// segmentation that cannot be rasterized (its reason).
     pub fn apply(
         &self,
         image_id: u64,
         image: &RgbImage,
         targets: &DetectionTargets,
         rng: Option<&mut StdRng>,
-    ) -> DetectionItem {
+    ) -> Result<DetectionItem, String> {
         let (w, h) = (image.width() as usize, image.height() as usize);
         let (nw, nh) = self.resized(w, h);
         let resized = if (nw, nh) == (w, h) {
@@ -126,18 +136,49 @@ impl DetectionPipeline {
                 }
             }
         }
-        DetectionItem {
+        let boxes: Vec<[f32; 4]> = targets.boxes.iter().map(map).collect();
+        let masks = if self.masks {
+            self.masks(targets, (h, w), (nh, nw), flipped, &boxes)
+                .map_err(|e| format!("image {image_id}: {e}"))?
+        } else {
+            Vec::new()
+        };
+        Ok(DetectionItem {
             image_id,
             pixels,
             size: (nh, nw),
             scale_factor: (sw, sh),
             flipped,
             targets: DetectionTargets {
-                boxes: targets.boxes.iter().map(map).collect(),
+                boxes,
                 labels: targets.labels.clone(),
                 crowd: targets.crowd.iter().map(map).collect(),
+                masks: targets.masks.clone(),
             },
-        }
+            masks,
+        })
+    }
+
+    /// Every box's mask rasterized at the original `(h, w)`, resized to `(nh, nw)`, flipped.
+    fn masks(
+        &self,
+        targets: &DetectionTargets,
+        (h, w): (usize, usize),
+        (nh, nw): (usize, usize),
+        flipped: bool,
+        boxes: &[[f32; 4]],
+    ) -> Result<Vec<BitMask>, String> {
+        (0..boxes.len())
+            .map(|i| match targets.masks.get(i).and_then(Option::as_ref) {
+                Some(seg) => {
+                    let m = BitMask::from_segmentation(seg, h, w)
+                        .map_err(|e| format!("object {i}: {e}"))?
+                        .resize_nearest(nh, nw);
+                    Ok(if flipped { m.flip_horizontal() } else { m })
+                }
+                None => Ok(BitMask::from_box(boxes[i], nh, nw)),
+            })
+            .collect()
     }
 
     /// Pads items to a common size (the largest, rounded up to the divisor) and stacks them:

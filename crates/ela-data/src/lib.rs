@@ -10,6 +10,7 @@
 //! - [`ilsvrc`]: ImageNet-1K prepared from the official ILSVRC2012 archives, with [`mat`], a
 //!   MATLAB level-5 reader for the devkit's `meta.mat`;
 //! - [`detection`]: the detection input pipeline (resize to fit, flip, normalize, pad, batch);
+//! - [`masks`]: binary instance masks (rasterized segmentations, resize, flip, COCO RLE);
 //! - [`digits`]: the offline detection set (MNIST digits on canvases, COCO format);
 //! - [`fetch`]: resumable, checksummed downloads of the official dataset archives, installed
 //!   only when whole.
@@ -25,4 +26,5 @@ pub mod digits;
 pub mod fetch;
 pub mod ilsvrc;
 pub mod imagenet;
+pub mod masks;
 pub mod mat;

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use ela_data::coco::{CocoInstances, CocoSplit, DetectionTargets, RleCounts, Segmentation};
 use ela_data::detection::{DetectionPipeline, group_batches};
 use ela_data::digits::{DigitsConfig, ensure};
+use ela_data::masks::BitMask;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -136,16 +137,20 @@ fn pipeline_geometry_follows_mmdetection() {
         boxes: vec![[8.0, 4.0, 24.0, 20.0]],
         labels: vec![3],
         crowd: vec![],
+        masks: vec![Some(Segmentation::Polygons(vec![vec![
+            8.0, 4.0, 24.0, 4.0, 8.0, 20.0,
+        ]]))],
     };
     let small = DetectionPipeline {
         scale: (128, 96),
+        masks: true,
         ..DetectionPipeline::mmdet()
     };
     let mut rng = StdRng::seed_from_u64(0);
     let mut flipped = None;
     let mut straight = None;
     for _ in 0..20 {
-        let item = small.apply(1, &image, &targets, Some(&mut rng));
+        let item = small.apply(1, &image, &targets, Some(&mut rng)).unwrap();
         assert_eq!(item.size, (96, 128));
         if item.flipped {
             flipped = Some(item);
@@ -165,6 +170,14 @@ fn pipeline_geometry_follows_mmdetection() {
             assert_eq!(s.pixels[y * w + x], f.pixels[y * w + (w - 1 - x)]);
         }
     }
+    // Masks follow the image: the resized mask of the triangle, mirrored when flipped.
+    let (sm, fm) = (&s.masks[0], &f.masks[0]);
+    assert_eq!((sm.height, sm.width), (96, 128));
+    assert_eq!(sm.flip_horizontal(), *fm);
+    let original = BitMask::from_segmentation(targets.masks[0].as_ref().unwrap(), 48, 64).unwrap();
+    assert_eq!(*sm, original.resize_nearest(96, 128));
+    assert_eq!(sm.area(), 4 * original.area());
+    assert!(odd_masks_are_empty(&small, &image));
     let device = Device::flex();
     let batch = small.collate(&[s.clone(), f], &device);
     assert_eq!(batch.dims(), [2, 3, 96, 128]);
@@ -172,7 +185,7 @@ fn pipeline_geometry_follows_mmdetection() {
         scale: (100, 70),
         ..DetectionPipeline::mmdet()
     };
-    let item = odd.apply(1, &image, &targets, None);
+    let item = odd.apply(1, &image, &targets, None).unwrap();
     let batch = odd.collate(std::slice::from_ref(&item), &device);
     assert_eq!(
         batch.dims(),
@@ -221,4 +234,22 @@ fn an_incomplete_coco_is_refused_with_its_count() {
             .iter()
             .all(|f| f.url.starts_with("http://images.cocodataset.org/"))
     );
+}
+
+/// Without `masks`, the pipeline rasterizes nothing.
+fn odd_masks_are_empty(pipeline: &DetectionPipeline, image: &image::RgbImage) -> bool {
+    let plain = DetectionPipeline {
+        masks: false,
+        ..pipeline.clone()
+    };
+    let targets = DetectionTargets {
+        boxes: vec![[1.0, 1.0, 5.0, 5.0]],
+        labels: vec![0],
+        ..Default::default()
+    };
+    plain
+        .apply(7, image, &targets, None)
+        .unwrap()
+        .masks
+        .is_empty()
 }

@@ -21,9 +21,33 @@ pub enum DetectDataset {
     Coco,
 }
 
+/// Which detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectorKind {
+    /// Faster R-CNN with FPN (boxes).
+    #[default]
+    FasterRcnn,
+    /// Mask R-CNN with FPN (boxes and instance masks).
+    MaskRcnn,
+}
+
+impl DetectorKind {
+    /// `faster-rcnn` or `mask-rcnn` (run directory names).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FasterRcnn => "faster-rcnn",
+            Self::MaskRcnn => "mask-rcnn",
+        }
+    }
+}
+
 /// The flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectTrainArgs {
+    /// Detector: Faster R-CNN, or Mask R-CNN (which also needs the objects' masks).
+    #[arg(long, value_enum, default_value = "faster-rcnn")]
+    pub detector: DetectorKind,
     /// Dataset.
     #[arg(long, value_enum, default_value = "digits")]
     pub dataset: DetectDataset,
@@ -108,6 +132,9 @@ pub struct DetectTrainArgs {
 /// Everything a run was trained with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectRunConfig {
+    /// Detector.
+    #[serde(default)]
+    pub detector: DetectorKind,
     /// Dataset.
     pub dataset: DetectDataset,
     /// Its folder.
@@ -213,7 +240,8 @@ impl DetectTrainArgs {
             .unwrap_or_else(|| PathBuf::from(if coco { "data/coco" } else { "data/digits-det" }));
         let out = self.out.clone().unwrap_or_else(|| {
             PathBuf::from(format!(
-                "runs/detect-{}-r{depth}-{}-s{}",
+                "runs/{}-{}-r{depth}-{}-s{}",
+                self.detector.name(),
                 if coco { "coco" } else { "digits" },
                 if ela {
                     "ela".to_string()
@@ -224,6 +252,7 @@ impl DetectTrainArgs {
             ))
         });
         let config = DetectRunConfig {
+            detector: self.detector,
             dataset: self.dataset,
             data_dir,
             limit_train: self.limit_train,
@@ -262,14 +291,22 @@ impl DetectTrainArgs {
 
 impl DetectRunConfig {
     /// The detector for `classes` object classes (MMDetection 2.x settings, sizes as
-    /// configured).
+    /// configured; the mask branch's convolutions as wide as the FPN).
     pub fn detector(&self, classes: usize) -> Result<DetectorConfig> {
         if classes == 0 {
             bail!("the dataset has no categories");
         }
-        let mut d = DetectorConfig::mmdet(self.depth, self.attention, classes);
+        let mut d = match self.detector {
+            DetectorKind::FasterRcnn => DetectorConfig::mmdet(self.depth, self.attention, classes),
+            DetectorKind::MaskRcnn => {
+                DetectorConfig::mmdet_mask(self.depth, self.attention, classes)
+            }
+        };
         d.fpn_channels = self.fpn_channels;
         d.head_width = self.head_width;
+        if let Some(m) = d.mask.as_mut() {
+            m.channels = self.fpn_channels;
+        }
         d.roi.sampler.num = self.roi_samples;
         d.backbone.frozen_stages = self.frozen_stages;
         d.backbone.norm_eval = self.norm_eval;

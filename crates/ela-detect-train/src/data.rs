@@ -9,7 +9,7 @@ use ela_data::detection::{DetectionItem, DetectionPipeline};
 use ela_data::digits::{DigitsConfig, ensure};
 use rand::rngs::StdRng;
 
-use crate::config::{DetectDataset, DetectRunConfig};
+use crate::config::{DetectDataset, DetectRunConfig, DetectorKind};
 
 /// Both splits and the pipeline.
 #[derive(Debug, Clone)]
@@ -61,6 +61,7 @@ impl DetectData {
             val,
             pipeline: DetectionPipeline {
                 scale: config.scale,
+                masks: config.detector == DetectorKind::MaskRcnn,
                 ..DetectionPipeline::mmdet()
             },
         };
@@ -102,9 +103,9 @@ impl DetectData {
                 let image = &split.images[p];
                 let rgb = split.load_rgb(image)?;
                 let targets = split.targets(image.id);
-                Ok(self
-                    .pipeline
-                    .apply(image.id, &rgb, &targets, rng.as_deref_mut()))
+                self.pipeline
+                    .apply(image.id, &rgb, &targets, rng.as_deref_mut())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", split.annotation_file.display()))
             })
             .collect()
     }

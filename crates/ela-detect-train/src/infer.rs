@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use ela_data::coco::{CocoCategory, read_rgb};
 use ela_data::detection::DetectionPipeline;
-use ela_detect::{DetectorConfig, FasterRcnn};
+use ela_detect::{Detector, DetectorConfig};
 use ela_model::Prunable;
 use image::RgbImage;
 
@@ -22,7 +22,7 @@ pub const CLASSES_FILE: &str = "classes.json";
 #[derive(Debug)]
 pub struct TrainedDetector {
     /// The model (eval mode).
-    pub model: FasterRcnn,
+    pub model: Detector,
     /// Its configuration.
     pub config: DetectorConfig,
     /// The input pipeline (no flip).
@@ -135,27 +135,27 @@ impl TrainedDetector {
         device: &Device,
     ) -> Result<(RgbImage, Vec<CocoResult>)> {
         let rgb = read_rgb(path)?;
-        let empty = ela_data::coco::DetectionTargets {
-            boxes: Vec::new(),
-            labels: Vec::new(),
-            crowd: Vec::new(),
-        };
-        let item = self.pipeline.apply(image_id, &rgb, &empty, None);
+        let empty = ela_data::coco::DetectionTargets::default();
+        let item = self
+            .pipeline
+            .apply(image_id, &rgb, &empty, None)
+            .map_err(anyhow::Error::msg)?;
         let images = self.pipeline.collate(std::slice::from_ref(&item), device);
         let detections = self
             .model
             .detect(&self.config, images, &[item.size])
             .remove(0);
+        let original = (rgb.height() as usize, rgb.width() as usize);
         let results = detections
-            .into_iter()
+            .iter()
             .map(|d| {
-                let [x1, y1, x2, y2] = item.to_original(d.bbox);
-                CocoResult {
-                    image_id,
-                    category_id: self.categories[d.class].id,
-                    bbox: [x1, y1, x2 - x1, y2 - y1],
-                    score: d.score,
-                }
+                CocoResult::new(
+                    &self.config,
+                    &item,
+                    original,
+                    self.categories[d.class].id,
+                    d,
+                )
             })
             .collect();
         Ok((rgb, results))

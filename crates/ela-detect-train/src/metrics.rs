@@ -23,8 +23,14 @@ pub struct DetectEpochMetrics {
     pub loss_cls: f64,
     /// Mean RoI box loss.
     pub loss_bbox: f64,
-    /// COCO statistics on the validation split after the epoch.
+    /// Mask R-CNN: mean mask loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_mask: Option<f64>,
+    /// COCO box statistics on the validation split after the epoch.
     pub coco: CocoStats,
+    /// Mask R-CNN: COCO mask statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segm: Option<CocoStats>,
     /// Training wall seconds (without evaluation).
     pub train_seconds: f64,
     /// Blocks whose retrieval is skipped after the epoch.
@@ -32,9 +38,13 @@ pub struct DetectEpochMetrics {
 }
 
 impl DetectEpochMetrics {
-    /// The four losses' sum.
+    /// The losses' sum.
     pub fn loss(&self) -> f64 {
-        self.loss_rpn_cls + self.loss_rpn_bbox + self.loss_cls + self.loss_bbox
+        self.loss_rpn_cls
+            + self.loss_rpn_bbox
+            + self.loss_cls
+            + self.loss_bbox
+            + self.loss_mask.unwrap_or(0.0)
     }
 }
 
@@ -42,7 +52,7 @@ impl DetectEpochMetrics {
 /// `ela-records`) in `dir` with `epochs`.
 pub fn write(dir: &Path, epochs: &[DetectEpochMetrics]) -> Result<()> {
     let mut csv = String::from(
-        "epoch,lr,loss,loss_rpn_cls,loss_rpn_bbox,loss_cls,loss_bbox,AP,AP50,AP75,APs,APm,APl,AR1,AR10,AR100,ARs,ARm,ARl,train_seconds,skipped\n",
+        "epoch,lr,loss,loss_rpn_cls,loss_rpn_bbox,loss_cls,loss_bbox,loss_mask,AP,AP50,AP75,APs,APm,APl,AR1,AR10,AR100,ARs,ARm,ARl,segm_AP,segm_AP50,segm_AP75,train_seconds,skipped\n",
     );
     for m in epochs {
         let stats: Vec<String> = m
@@ -52,8 +62,13 @@ pub fn write(dir: &Path, epochs: &[DetectEpochMetrics]) -> Result<()> {
             .map(|v| format!("{v:.6}"))
             .collect();
         let skipped: Vec<String> = m.skipped.iter().map(usize::to_string).collect();
+        let optional = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        let segm: Vec<String> = [0, 1, 2]
+            .iter()
+            .map(|&i| optional(m.segm.map(|s| s.to_array()[i])))
+            .collect();
         csv.push_str(&format!(
-            "{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.2},{}\n",
+            "{},{:.6e},{:.6},{:.6},{:.6},{:.6},{:.6},{},{},{},{:.2},{}\n",
             m.epoch,
             m.lr,
             m.loss(),
@@ -61,7 +76,9 @@ pub fn write(dir: &Path, epochs: &[DetectEpochMetrics]) -> Result<()> {
             m.loss_rpn_bbox,
             m.loss_cls,
             m.loss_bbox,
+            optional(m.loss_mask),
             stats.join(","),
+            segm.join(","),
             m.train_seconds,
             skipped.join(" ")
         ));
@@ -69,7 +86,7 @@ pub fn write(dir: &Path, epochs: &[DetectEpochMetrics]) -> Result<()> {
     ela_records::write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
     let coco: Vec<serde_json::Value> = epochs
         .iter()
-        .map(|m| serde_json::json!({"epoch": m.epoch, "bbox": m.coco}))
+        .map(|m| serde_json::json!({"epoch": m.epoch, "bbox": m.coco, "segm": m.segm}))
         .collect();
     ela_records::write_json(&dir.join("coco.json"), &coco)?;
     ela_records::write_json(&dir.join(ela_records::DETECT_EPOCHS_FILE), &epochs)

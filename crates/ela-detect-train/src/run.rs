@@ -1,5 +1,5 @@
 //! The detection training loop: per epoch, orientation-grouped batches through the pipeline, the
-//! detector's four losses, SGD with the 1x schedule, ELA's KL scores in the window epochs and the
+//! detector's losses (four; five with Mask R-CNN's mask loss), SGD with the 1x schedule, ELA's KL scores in the window epochs and the
 //! pruning decision at each window's end; then detection on the validation split and its COCO
 //! statistics, the records (`metrics.csv`, `coco.json`, `pruning.json`) and an atomic checkpoint
 //! (`checkpoint/model-K.bpk`, `optim-K.bpk`, `state-K.json`, the state last). `--resume DIR`
@@ -18,7 +18,7 @@ use burn::store::ModuleRecord;
 use ela_data::detection::group_batches;
 use ela_detect::backbone::apply_settings;
 use ela_detect::rpn::Targets;
-use ela_detect::{DetectorConfig, FasterRcnn};
+use ela_detect::{Detector, DetectorConfig, IouType};
 use ela_model::Prunable;
 use ela_records::lock::{RunLock, check_new_run_dir};
 use ela_records::{PruningRecord, write_atomic, write_json};
@@ -131,7 +131,7 @@ fn build_model(
     config: &DetectRunConfig,
     detector: &DetectorConfig,
     device: &Device,
-) -> Result<FasterRcnn> {
+) -> Result<Detector> {
     device.seed(config.seed);
     let mut model = detector.init(device)?;
     if let Some(path) = &config.pretrained {
@@ -143,7 +143,7 @@ fn build_model(
     Ok(model)
 }
 
-fn controller(config: &DetectRunConfig, model: &FasterRcnn) -> Option<PruningController> {
+fn controller(config: &DetectRunConfig, model: &Detector) -> Option<PruningController> {
     let (schedule, method) = (config.schedule.clone()?, config.method?);
     let layout = model.layout();
     let probe = ScoreProbe::new(layout.clone(), config.kl_eps, config.kl_direction);
@@ -167,7 +167,7 @@ struct Trainer<'a> {
     data: DetectData,
     detector: DetectorConfig,
     device: Device,
-    model: FasterRcnn,
+    model: Detector,
     optim: ModuleOptimizer,
     pruning: Option<PruningController>,
     schedule: StepSchedule,
@@ -176,7 +176,7 @@ struct Trainer<'a> {
 
 /// One epoch's summed losses and what it ended with.
 struct EpochTotals {
-    losses: [f64; 4],
+    losses: [f64; 5],
     batches: usize,
     lr: f64,
     seconds: f64,
@@ -263,7 +263,8 @@ impl<'a> Trainer<'a> {
     fn announce(&self) {
         let c = self.config;
         println!(
-            "detector: Faster R-CNN R-{} FPN, {} backbone, {} classes; {} parameters ({} train); {} training / {} validation images",
+            "detector: {} R-{} FPN, {} backbone, {} classes; {} parameters ({} train); {} training / {} validation images",
+            self.detector.name(),
             c.depth,
             if c.ela {
                 "ELA".to_string()
@@ -298,7 +299,7 @@ impl<'a> Trainer<'a> {
         let batches = group_batches(&sizes, self.config.batch_size, &mut rng);
         let mut sums = ScoreSums::new();
         let mut totals = EpochTotals {
-            losses: [0.0; 4],
+            losses: [0.0; 5],
             batches: batches.len(),
             lr: 0.0,
             seconds: 0.0,
@@ -317,8 +318,13 @@ impl<'a> Trainer<'a> {
             if (b + 1) % 50 == 0 || b + 1 == batches.len() {
                 let n = (b + 1) as f64;
                 let l = totals.losses.map(|v| v / n);
+                let mask = if self.detector.mask.is_some() {
+                    format!(", mask {:.4}", l[4])
+                } else {
+                    String::new()
+                };
                 println!(
-                    "epoch {epoch}/{} batch {}/{} loss {:.4} (rpn {:.4} + {:.4}, roi {:.4} + {:.4}) lr {:.2e}",
+                    "epoch {epoch}/{} batch {}/{} loss {:.4} (rpn {:.4} + {:.4}, roi {:.4} + {:.4}{mask}) lr {:.2e}",
                     self.config.epochs,
                     b + 1,
                     batches.len(),
@@ -341,7 +347,7 @@ impl<'a> Trainer<'a> {
         Ok(totals)
     }
 
-    /// One SGD step on one batch; returns its four losses.
+    /// One SGD step on one batch; returns its losses (the mask loss 0 without a mask branch).
     fn step(
         &mut self,
         epoch: usize,
@@ -350,15 +356,16 @@ impl<'a> Trainer<'a> {
         sums: &mut ScoreSums,
         rng: &mut StdRng,
         lr: &mut f64,
-    ) -> Result<[f64; 4]> {
+    ) -> Result<[f64; 5]> {
         let items = self.data.items(&self.data.train, batch, Some(&mut *rng))?;
         let images = self.data.pipeline.collate(&items, &self.device);
         let sizes: Vec<(usize, usize)> = items.iter().map(|i| i.size).collect();
         let targets: Vec<Targets> = items
-            .iter()
+            .into_iter()
             .map(|i| Targets {
-                boxes: i.targets.boxes.clone(),
-                labels: i.targets.labels.clone(),
+                boxes: i.targets.boxes,
+                labels: i.targets.labels,
+                masks: i.masks,
             })
             .collect();
         let losses = self
@@ -371,8 +378,16 @@ impl<'a> Trainer<'a> {
         {
             sums.add(s, &self.device);
         }
-        let parts = [&losses.rpn_cls, &losses.rpn_bbox, &losses.cls, &losses.bbox]
-            .map(|t| f64::from(t.clone().into_scalar::<f32>()));
+        let zero = Tensor::<1>::zeros([1], &self.device);
+        let mask = losses.mask.as_ref().unwrap_or(&zero);
+        let parts = [
+            &losses.rpn_cls,
+            &losses.rpn_bbox,
+            &losses.cls,
+            &losses.bbox,
+            mask,
+        ]
+        .map(|t| f64::from(t.clone().into_scalar::<f32>()));
         let grads = GradientsParams::from_grads(losses.total().backward(), &self.model);
         *lr = self.schedule.lr_at(epoch, self.state.iteration);
         self.model = self.optim.step(*lr, self.model.clone(), grads);
@@ -392,11 +407,12 @@ impl<'a> Trainer<'a> {
             self.config.batch_size,
             &eval_device,
         )?;
-        let stats = score(
-            &self.data.val,
-            &results,
-            &self.dir.join("val_detections.json"),
-        )?;
+        let path = self.dir.join("val_detections.json");
+        let stats = score(&self.data.val, &results, &path, IouType::Bbox)?;
+        let segm = match self.detector.mask {
+            Some(_) => Some(score(&self.data.val, &results, &path, IouType::Segm)?),
+            None => None,
+        };
         let n = totals.batches.max(1) as f64;
         let skip_flags = self.model.skip_flags();
         let l = totals.losses.map(|v| v / n);
@@ -407,12 +423,20 @@ impl<'a> Trainer<'a> {
             loss_rpn_bbox: l[1],
             loss_cls: l[2],
             loss_bbox: l[3],
+            loss_mask: self.detector.mask.as_ref().map(|_| l[4]),
             coco: stats,
+            segm,
             train_seconds: totals.seconds,
             skipped: (0..skip_flags.len()).filter(|&i| skip_flags[i]).collect(),
         });
+        let masks = segm.map_or(String::new(), |s| {
+            format!(
+                ", segm AP {:.4} AP50 {:.4} AP75 {:.4}",
+                s.ap, s.ap50, s.ap75
+            )
+        });
         println!(
-            "epoch {epoch}: bbox AP {:.4} AP50 {:.4} AP75 {:.4} ({} detections, {:.1} s training)",
+            "epoch {epoch}: bbox AP {:.4} AP50 {:.4} AP75 {:.4}{masks} ({} detections, {:.1} s training)",
             stats.ap,
             stats.ap50,
             stats.ap75,
@@ -456,7 +480,7 @@ impl<'a> Trainer<'a> {
 
 fn save_checkpoint(
     dir: &Path,
-    model: &FasterRcnn,
+    model: &Detector,
     optim: &ModuleOptimizer,
     state: &LoopState,
 ) -> Result<()> {

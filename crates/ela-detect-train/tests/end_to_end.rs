@@ -3,6 +3,7 @@
 //! decisions, and leave a run directory that `resume` and inference read back.
 
 use clap::Parser;
+use ela_detect::IouType;
 use ela_detect_train::data::DetectData;
 use ela_detect_train::evaluate::{detect_split, score};
 use ela_detect_train::infer::TrainedDetector;
@@ -48,7 +49,13 @@ fn digit_detector_learns_prunes_and_resumes() {
     device.seed(config.seed);
     let untrained = detector.init(&device).unwrap();
     let results = detect_split(&untrained, &detector, &digits, &digits.val, 4, &device).unwrap();
-    let before = score(&digits.val, &results, &dir.path().join("untrained.json")).unwrap();
+    let before = score(
+        &digits.val,
+        &results,
+        &dir.path().join("untrained.json"),
+        IouType::Bbox,
+    )
+    .unwrap();
 
     let summary = train(&args).unwrap();
     let last = summary.epochs.last().unwrap();

@@ -1,7 +1,10 @@
-//! Faster R-CNN with FPN (Ren et al. 2015; Lin et al. 2017) on an ELA ResNet: backbone → FPN
-//! (P2–P6) → RPN → RoIAlign on P2–P5 → box head. [`DetectorConfig::mmdet`] is the paper's
-//! MMDetection 2.x setting, [`DetectorConfig::torchvision`] torchvision's
-//! `fasterrcnn_resnet50_fpn` for importing its weights.
+//! The two-stage detectors of Table 5 on an ELA ResNet: Faster R-CNN with FPN (Ren et al. 2015;
+//! Lin et al. 2017) — backbone → FPN (P2–P6) → RPN → RoIAlign on P2–P5 → box head — and Mask
+//! R-CNN (He et al. 2017), which adds the mask branch of [`crate::mask_head`] on the positive
+//! RoIs in training and on the detections at test. [`DetectorConfig::mmdet`] and
+//! [`DetectorConfig::mmdet_mask`] are the paper's MMDetection 2.x settings,
+//! [`DetectorConfig::torchvision`] and [`DetectorConfig::torchvision_mask`] torchvision's
+//! `fasterrcnn_resnet50_fpn` and `maskrcnn_resnet50_fpn` for importing their weights.
 
 use burn::prelude::*;
 use ela_model::AttentionKind;
@@ -10,7 +13,13 @@ use rand::rngs::StdRng;
 use crate::DetectError;
 use crate::backbone::{Backbone, BackboneConfig};
 use crate::fpn::Fpn;
-use crate::roi_head::{BoxHead, Detection, RoiHeadConfig, detections, roi_loss, sample_rois};
+use crate::mask_head::{
+    MaskHead, MaskHeadConfig, MaskSample, map_count, mask_loss, mask_probabilities,
+};
+use crate::roi_align::Roi;
+use crate::roi_head::{
+    BoxHead, Detection, RoiHeadConfig, RoiSamples, detections, roi_loss, sample_rois,
+};
 use crate::rpn::{RpnConfig, RpnHead, Targets, proposals, rpn_loss};
 
 /// FPN channels.
@@ -31,6 +40,8 @@ pub struct DetectorConfig {
     pub fpn_channels: usize,
     /// Box head FC width (1024).
     pub head_width: usize,
+    /// Mask R-CNN's mask branch; `None` for Faster R-CNN.
+    pub mask: Option<MaskHeadConfig>,
 }
 
 impl DetectorConfig {
@@ -42,6 +53,34 @@ impl DetectorConfig {
             roi: RoiHeadConfig::mmdet(classes),
             fpn_channels: FPN_CHANNELS,
             head_width: HEAD_WIDTH,
+            mask: None,
+        }
+    }
+
+    /// MMDetection 2.x `mask_rcnn_r50_fpn_1x`: Faster R-CNN's setting with low-quality RoI
+    /// matches and the mask branch.
+    pub fn mmdet_mask(depth: usize, attention: AttentionKind, classes: usize) -> Self {
+        Self {
+            roi: RoiHeadConfig::mmdet_mask(classes),
+            mask: Some(MaskHeadConfig::mmdet()),
+            ..Self::mmdet(depth, attention, classes)
+        }
+    }
+
+    /// torchvision's `maskrcnn_resnet50_fpn` (`classes` without the background).
+    pub fn torchvision_mask(classes: usize) -> Self {
+        Self {
+            mask: Some(MaskHeadConfig::torchvision()),
+            ..Self::torchvision(classes)
+        }
+    }
+
+    /// Mask R-CNN or Faster R-CNN.
+    pub fn name(&self) -> &'static str {
+        if self.mask.is_some() {
+            "Mask R-CNN"
+        } else {
+            "Faster R-CNN"
         }
     }
 
@@ -56,16 +95,21 @@ impl DetectorConfig {
             roi: RoiHeadConfig::torchvision(classes),
             fpn_channels: FPN_CHANNELS,
             head_width: HEAD_WIDTH,
+            mask: None,
         }
     }
 
     /// Builds the detector.
-    pub fn init(&self, device: &Device) -> Result<FasterRcnn, DetectError> {
+    pub fn init(&self, device: &Device) -> Result<Detector, DetectError> {
         let backbone = self.backbone.init(device)?;
         let c = self.fpn_channels;
         let fpn = Fpn::new(&backbone.out_channels(), c, device);
         let roi = self.roi.align.output;
-        Ok(FasterRcnn {
+        let mask = self
+            .mask
+            .as_ref()
+            .map(|m| m.init(c, map_count(self.roi.background, self.roi.classes), device));
+        Ok(Detector {
             backbone,
             fpn,
             rpn: RpnHead::new(c, self.rpn.anchors.per_location(), device),
@@ -76,13 +120,14 @@ impl DetectorConfig {
                 self.roi.regressed_classes(),
                 device,
             ),
+            mask,
         })
     }
 }
 
-/// The detector's modules.
+/// The detector's modules: Faster R-CNN, or Mask R-CNN when it has a mask branch.
 #[derive(Module, Debug)]
-pub struct FasterRcnn {
+pub struct Detector {
     /// ResNet, C2–C5.
     pub backbone: Backbone,
     /// Feature pyramid.
@@ -91,9 +136,11 @@ pub struct FasterRcnn {
     pub rpn: RpnHead,
     /// RoI box head.
     pub head: BoxHead,
+    /// Mask R-CNN's mask branch.
+    pub mask: Option<MaskHead>,
 }
 
-/// The four losses of a training step and the backbone's attention weights.
+/// The losses of a training step (four, five with masks) and the backbone's attention weights.
 #[derive(Debug, Clone)]
 pub struct DetectorLosses {
     /// RPN objectness.
@@ -104,6 +151,8 @@ pub struct DetectorLosses {
     pub cls: Tensor<1>,
     /// RoI boxes.
     pub bbox: Tensor<1>,
+    /// Mask R-CNN: the mask loss.
+    pub mask: Option<Tensor<1>>,
     /// Per backbone block: attention weights when collected (see `ela-model`).
     pub attention: Vec<Option<Tensor<4>>>,
 }
@@ -111,11 +160,16 @@ pub struct DetectorLosses {
 impl DetectorLosses {
     /// Their sum, what is minimized.
     pub fn total(&self) -> Tensor<1> {
-        self.rpn_cls.clone() + self.rpn_bbox.clone() + self.cls.clone() + self.bbox.clone()
+        let boxes =
+            self.rpn_cls.clone() + self.rpn_bbox.clone() + self.cls.clone() + self.bbox.clone();
+        match &self.mask {
+            Some(mask) => boxes + mask.clone(),
+            None => boxes,
+        }
     }
 }
 
-impl FasterRcnn {
+impl Detector {
     /// Parameters as PyTorch counts them, frozen or not (the backbone's unused classifier
     /// excluded).
     pub fn parameter_count(&self) -> usize {
@@ -123,6 +177,7 @@ impl FasterRcnn {
             + self.fpn.num_params()
             + self.rpn.num_params()
             + self.head.num_params()
+            + self.mask.as_ref().map_or(0, |m| m.num_params())
     }
 
     /// Parameters that train: without the frozen stem and stages (what MMDetection's
@@ -166,12 +221,90 @@ impl FasterRcnn {
         let feats = config.roi.align.forward(&pyramid[..levels], &samples.rois);
         let (logits, deltas) = self.head.forward(feats);
         let roi = roi_loss(&config.roi, &samples, logits, deltas);
+        let mask = self.mask_loss(config, &pyramid[..levels], &samples, targets);
         DetectorLosses {
             rpn_cls: rpn.cls,
             rpn_bbox: rpn.bbox,
             cls: roi.cls,
             bbox: roi.bbox,
+            mask,
             attention,
+        }
+    }
+
+    /// The mask branch's loss on the positive RoIs (`None` without a mask branch).
+    fn mask_loss(
+        &self,
+        config: &DetectorConfig,
+        levels: &[Tensor<4>],
+        samples: &RoiSamples,
+        targets: &[Targets],
+    ) -> Option<Tensor<1>> {
+        let (head, mask_config) = (self.mask.as_ref()?, config.mask.as_ref()?);
+        let device = levels[0].device();
+        let positives: Vec<MaskSample<'_>> = samples
+            .positives
+            .iter()
+            .map(|p| {
+                let roi = samples.rois[p.row];
+                let mask = targets[roi.batch].masks.get(p.target).unwrap_or_else(|| {
+                    panic!(
+                        "Mask R-CNN needs a mask per box: image {} of the batch has {} boxes \
+                         but {} masks",
+                        roi.batch,
+                        targets[roi.batch].boxes.len(),
+                        targets[roi.batch].masks.len()
+                    )
+                });
+                MaskSample {
+                    roi,
+                    class: p.class,
+                    mask,
+                }
+            })
+            .collect();
+        if positives.is_empty() {
+            return Some(Tensor::zeros([1], &device));
+        }
+        let rois: Vec<Roi> = positives.iter().map(|s| s.roi).collect();
+        let logits = head.forward(mask_config.align.forward(levels, &rois));
+        Some(mask_loss(
+            mask_config,
+            config.roi.background,
+            &positives,
+            logits,
+        ))
+    }
+
+    /// Mask R-CNN at test: the mask probabilities of each detection's class.
+    fn attach_masks(
+        &self,
+        config: &DetectorConfig,
+        levels: &[Tensor<4>],
+        batch: usize,
+        detections: &mut [Detection],
+    ) {
+        let (Some(head), Some(mask_config)) = (self.mask.as_ref(), config.mask.as_ref()) else {
+            return;
+        };
+        if detections.is_empty() {
+            return;
+        }
+        let rois: Vec<Roi> = detections
+            .iter()
+            .map(|d| Roi {
+                batch,
+                bbox: d.bbox,
+            })
+            .collect();
+        let classes: Vec<usize> = detections.iter().map(|d| d.class).collect();
+        let logits = head.forward(mask_config.align.forward(levels, &rois));
+        for (d, probs) in
+            detections
+                .iter_mut()
+                .zip(mask_probabilities(config.roi.background, logits, &classes))
+        {
+            d.mask = Some(probs);
         }
     }
 
@@ -200,14 +333,16 @@ impl FasterRcnn {
                     .collect();
                 let feats = config.roi.align.forward(&pyramid[..levels], &rois);
                 let (logits, deltas) = self.head.forward(feats);
-                detections(&config.roi, props, logits, deltas, *size)
+                let mut dets = detections(&config.roi, props, logits, deltas, *size);
+                self.attach_masks(config, &pyramid[..levels], b, &mut dets);
+                dets
             })
             .collect()
     }
 }
 
 /// ELA prunes the backbone's retrievals: the detector delegates to its ResNet.
-impl ela_model::Prunable for FasterRcnn {
+impl ela_model::Prunable for Detector {
     fn layout(&self) -> ela_model::StageLayout {
         self.backbone.resnet.layout()
     }

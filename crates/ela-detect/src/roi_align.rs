@@ -311,3 +311,46 @@ impl MultiLevelRoiAlign {
         Tensor::cat(parts, 0).select(0, indices(&inverse, &features[0].device()))
     }
 }
+
+/// RoIAlign of one RoI on one host plane (`height × width`, row-major) with the same sample
+/// rule as [`roi_align`]: what cuts mask targets out of ground-truth bitmaps (MMDetection's
+/// `BitmapMasks.crop_and_resize`, torchvision's `project_masks_on_boxes`). Returns
+/// `out_h · out_w` values, row-major.
+pub fn roi_align_plane(
+    plane: &[f32],
+    (height, width): (usize, usize),
+    bbox: [f32; 4],
+    config: &RoiAlignConfig,
+) -> Vec<f32> {
+    let (ph, pw) = config.output;
+    let offset = if config.aligned { 0.5 } else { 0.0 };
+    let scale = config.spatial_scale;
+    let [x1, y1, x2, y2] = bbox;
+    let (sx, sy) = (x1 * scale - offset, y1 * scale - offset);
+    let (mut rw, mut rh) = (x2 * scale - offset - sx, y2 * scale - offset - sy);
+    if !config.aligned {
+        rw = rw.max(1.0);
+        rh = rh.max(1.0);
+    }
+    let rows = axis_weights(sy, rh, ph, config.sampling_ratio, height);
+    let cols = axis_weights(sx, rw, pw, config.sampling_ratio, width);
+    // Rows first: [ph, window columns], then the column weights.
+    let mut out = vec![0.0f32; ph * pw];
+    let mut partial = vec![0.0f32; cols.len];
+    for (p, row_weights) in rows.weights.iter().enumerate() {
+        partial.fill(0.0);
+        for (r, &wr) in row_weights.iter().enumerate() {
+            if wr == 0.0 {
+                continue;
+            }
+            let line = &plane[(rows.start + r).min(height - 1) * width..][..width];
+            for (s, acc) in partial.iter_mut().enumerate() {
+                *acc += wr * line[(cols.start + s).min(width - 1)];
+            }
+        }
+        for (q, col_weights) in cols.weights.iter().enumerate() {
+            out[p * pw + q] = col_weights.iter().zip(&partial).map(|(w, v)| w * v).sum();
+        }
+    }
+    out
+}

@@ -120,6 +120,18 @@ impl RoiHeadConfig {
         }
     }
 
+    /// MMDetection 2.x's Mask R-CNN: the RoI assigner also takes low-quality matches (each
+    /// ground truth's best proposals from IoU 0.5).
+    pub fn mmdet_mask(classes: usize) -> Self {
+        Self {
+            assigner: AssignerConfig {
+                low_quality: Some(0.5),
+                ..AssignerConfig::roi()
+            },
+            ..Self::mmdet(classes)
+        }
+    }
+
     /// torchvision's `fasterrcnn_resnet50_fpn`.
     pub fn torchvision(classes: usize) -> Self {
         Self {
@@ -169,8 +181,21 @@ pub struct RoiSamples {
     pub rois: Vec<Roi>,
     /// Its logit column (class or background).
     pub labels: Vec<usize>,
-    /// Positions in `rois` of the positives, their 0-based class and matched box.
-    pub positives: Vec<(usize, usize, [f32; 4])>,
+    /// The positives.
+    pub positives: Vec<Positive>,
+}
+
+/// A sampled positive RoI.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Positive {
+    /// Its position in [`RoiSamples::rois`].
+    pub row: usize,
+    /// 0-based class.
+    pub class: usize,
+    /// The ground truth it was matched to: index into its image's targets.
+    pub target: usize,
+    /// That ground truth's box.
+    pub matched: [f32; 4],
 }
 
 /// Assigns and samples the proposals of every image (ground-truth boxes added first).
@@ -209,7 +234,12 @@ pub fn sample_rois(
                 unreachable!("sampled positives are positive")
             };
             let class = target.labels[g];
-            out.positives.push((out.rois.len(), class, target.boxes[g]));
+            out.positives.push(Positive {
+                row: out.rois.len(),
+                class,
+                target: g,
+                matched: target.boxes[g],
+            });
             out.rois.push(Roi {
                 batch: b,
                 bbox: bbox(i),
@@ -260,8 +290,8 @@ pub fn roi_loss(
     let flat: Vec<usize> = samples
         .positives
         .iter()
-        .flat_map(|&(row, class, _)| {
-            let start = row * width + config.delta_offset(class);
+        .flat_map(|p| {
+            let start = p.row * width + config.delta_offset(p.class);
             start..start + 4
         })
         .collect();
@@ -274,9 +304,9 @@ pub fn roi_loss(
     let reference: Vec<[f32; 4]> = samples
         .positives
         .iter()
-        .map(|&(row, _, _)| samples.rois[row].bbox)
+        .map(|p| samples.rois[p.row].bbox)
         .collect();
-    let matched: Vec<[f32; 4]> = samples.positives.iter().map(|p| p.2).collect();
+    let matched: Vec<[f32; 4]> = samples.positives.iter().map(|p| p.matched).collect();
     let wanted = config.coder.encode(
         boxes_tensor(&reference, &device),
         boxes_tensor(&matched, &device),
@@ -292,7 +322,7 @@ pub fn roi_loss(
 }
 
 /// One detection in resized-image pixels.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     /// `(x1, y1, x2, y2)`.
     pub bbox: [f32; 4],
@@ -300,6 +330,9 @@ pub struct Detection {
     pub score: f32,
     /// 0-based class.
     pub class: usize,
+    /// Mask R-CNN: the `M × M` mask probabilities of its class (row-major), to paste back at
+    /// the box with [`crate::paste`].
+    pub mask: Option<Vec<f32>>,
 }
 
 /// Test-time detections of one image from its proposals' head outputs.
@@ -368,6 +401,7 @@ pub fn detections(
                 ],
                 score: scores_host[candidates[i]],
                 class: classes[i] as usize,
+                mask: None,
             }
         })
         .collect()

@@ -149,6 +149,8 @@ pub struct Targets {
     pub boxes: Vec<[f32; 4]>,
     /// 0-based class of each box.
     pub labels: Vec<usize>,
+    /// Mask R-CNN: each box's mask at the image's (resized, unpadded) size.
+    pub masks: Vec<ela_data::masks::BitMask>,
 }
 
 /// The RPN's two losses (already averaged).

@@ -1,8 +1,9 @@
-//! Importing torchvision's Faster R-CNN (`fasterrcnn_resnet50_fpn`'s `state_dict`, a `.pth`
-//! file) into a detector built with [`DetectorConfig::torchvision`](crate::DetectorConfig):
+//! Importing torchvision's Faster R-CNN or Mask R-CNN (`fasterrcnn_resnet50_fpn`'s or
+//! `maskrcnn_resnet50_fpn`'s `state_dict`, a `.pth` file) into a detector built with
+//! [`DetectorConfig::torchvision`](crate::DetectorConfig) or `torchvision_mask`:
 //! torchvision's names mapped onto ours (`backbone.body.*` → the ResNet, `backbone.fpn.
 //! inner_blocks/layer_blocks` → `fpn.lateral/output`, `rpn.head.*` → `rpn.*`, `roi_heads.
-//! box_head/box_predictor` → `head.*`); burn-store's PyTorch adapter renames BatchNorm
+//! box_head/box_predictor` → `head.*`, `roi_heads.mask_head/mask_predictor` → `mask.*`); burn-store's PyTorch adapter renames BatchNorm
 //! `weight/bias` to `gamma/beta` and transposes linear weights. Every parameter must be found
 //! and every tensor of the file used, or the import fails naming what did not match.
 
@@ -11,11 +12,11 @@ use std::path::Path;
 use burn::store::{ModuleSnapshot, PytorchStore};
 
 use crate::DetectError;
-use crate::FasterRcnn;
+use crate::Detector;
 use crate::backbone::apply_settings;
 
 /// torchvision's names → ours.
-const FROM_TORCHVISION: [(&str, &str); 11] = [
+const FROM_TORCHVISION: [(&str, &str); 14] = [
     (r"^backbone\.body\.", "backbone.resnet."),
     (r"\.downsample\.0\.", ".downsample.conv."),
     (r"\.downsample\.1\.", ".downsample.bn."),
@@ -33,15 +34,25 @@ const FROM_TORCHVISION: [(&str, &str); 11] = [
     (r"^roi_heads\.box_head\.", "head."),
     (r"^roi_heads\.box_predictor\.cls_score\.", "head.cls."),
     (r"^roi_heads\.box_predictor\.bbox_pred\.", "head.reg."),
+    (r"^roi_heads\.mask_head\.(\d+)\.0\.", "mask.convs.$1."),
+    (
+        r"^roi_heads\.mask_predictor\.conv5_mask\.",
+        "mask.upsample.",
+    ),
+    (
+        r"^roi_heads\.mask_predictor\.mask_fcn_logits\.",
+        "mask.logits.",
+    ),
 ];
 
-impl FasterRcnn {
-    /// Loads a torchvision Faster R-CNN `state_dict`; returns the number of tensors applied.
+impl Detector {
+    /// Loads a torchvision Faster R-CNN or Mask R-CNN `state_dict`; returns the number of tensors
+    /// applied.
     /// The backbone's frozen stages and frozen statistics are kept as configured.
     pub fn load_torchvision(&mut self, path: &Path) -> Result<usize, DetectError> {
         let err = |message: String| DetectError::File {
             path: path.to_path_buf(),
-            what: "torchvision Faster R-CNN weights",
+            what: "torchvision detector weights",
             message,
         };
         let mut store = FROM_TORCHVISION

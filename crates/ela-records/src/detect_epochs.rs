@@ -1,5 +1,6 @@
-//! `epochs.json` of a detection run: per epoch, the learning rate, the four losses, the 12 COCO
-//! statistics of the validation split, the training seconds and the skipped blocks.
+//! `epochs.json` of a detection run: per epoch, the learning rate, the losses (four, five with
+//! masks), the 12 COCO box statistics of the validation split (and the mask ones), the training
+//! seconds and the skipped blocks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,8 +26,14 @@ pub struct DetectEpochRecord {
     pub loss_cls: f64,
     /// RoI box loss.
     pub loss_bbox: f64,
-    /// COCO statistics by name (`AP`, `AP50`, … `ARl`).
+    /// Mask R-CNN: the mask loss.
+    #[serde(default)]
+    pub loss_mask: Option<f64>,
+    /// COCO box statistics by name (`AP`, `AP50`, … `ARl`).
     pub coco: BTreeMap<String, f64>,
+    /// Mask R-CNN: COCO mask statistics by name.
+    #[serde(default)]
+    pub segm: Option<BTreeMap<String, f64>>,
     /// Training wall seconds.
     pub train_seconds: f64,
     /// Blocks skipped after the epoch.
@@ -34,9 +41,13 @@ pub struct DetectEpochRecord {
 }
 
 impl DetectEpochRecord {
-    /// The four losses' sum.
+    /// The losses' sum.
     pub fn loss(&self) -> f64 {
-        self.loss_rpn_cls + self.loss_rpn_bbox + self.loss_cls + self.loss_bbox
+        self.loss_rpn_cls
+            + self.loss_rpn_bbox
+            + self.loss_cls
+            + self.loss_bbox
+            + self.loss_mask.unwrap_or(0.0)
     }
 
     /// A COCO statistic (NaN when absent).
