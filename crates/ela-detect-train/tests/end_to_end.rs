@@ -1,6 +1,6 @@
 //! A real, small detection run on the offline digit set, on the CPU backend, in a tempdir: the
-//! ELA detector must learn (AP50 well above the untrained model's), record its pruning
-//! decisions, and leave a run directory that `resume` and inference read back.
+//! ELA Mask R-CNN must learn boxes and masks (AP50 well above the untrained model's), record its
+//! pruning decisions, and leave a run directory that `resume` and inference read back.
 
 use clap::Parser;
 use ela_detect::IouType;
@@ -22,6 +22,8 @@ fn digit_detector_learns_prunes_and_resumes() {
     let data = dir.path().join("digits");
     let argv = [
         "ela",
+        "--detector",
+        "mask-rcnn",
         "--data-dir",
         data.to_str().unwrap(),
         "--limit-train",
@@ -49,13 +51,9 @@ fn digit_detector_learns_prunes_and_resumes() {
     device.seed(config.seed);
     let untrained = detector.init(&device).unwrap();
     let results = detect_split(&untrained, &detector, &digits, &digits.val, 4, &device).unwrap();
-    let before = score(
-        &digits.val,
-        &results,
-        &dir.path().join("untrained.json"),
-        IouType::Bbox,
-    )
-    .unwrap();
+    let untrained_file = dir.path().join("untrained.json");
+    let before = score(&digits.val, &results, &untrained_file, IouType::Bbox).unwrap();
+    let before_segm = score(&digits.val, &results, &untrained_file, IouType::Segm).unwrap();
 
     let summary = train(&args).unwrap();
     let last = summary.epochs.last().unwrap();
@@ -69,8 +67,20 @@ fn digit_detector_learns_prunes_and_resumes() {
         last.coco.ap50,
         before.ap50
     );
-    // Losses fell.
+    let segm = last.segm.expect("Mask R-CNN runs score masks");
+    println!(
+        "mask AP50 untrained {:.4}, after training {:.4} (AP {:.4})",
+        before_segm.ap50, segm.ap50, segm.ap
+    );
+    assert!(
+        segm.ap50 > 0.02 && segm.ap50 > 4.0 * before_segm.ap50,
+        "mask AP50 {:.4} after training, {:.4} untrained",
+        segm.ap50,
+        before_segm.ap50
+    );
+    // Losses fell, the mask loss among them.
     assert!(summary.epochs[2].loss() < summary.epochs[0].loss());
+    assert!(summary.epochs[2].loss_mask.unwrap() < summary.epochs[0].loss_mask.unwrap());
 
     // Pruning: a decision at the end of epochs 1 and 2, one more block skipped each time.
     let record: serde_json::Value =
@@ -127,6 +137,17 @@ fn digit_detector_learns_prunes_and_resumes() {
     );
     for (ours, theirs) in dets.iter().zip(&logged).take(5) {
         assert_eq!(Some(ours.category_id), theirs["category_id"].as_u64());
+        let rle = ours.segmentation.as_ref().expect("a mask per detection");
+        assert_eq!(rle.size, [first.height, first.width]);
+        let same_box = (0..4)
+            .all(|k| (f64::from(ours.bbox[k]) - theirs["bbox"][k].as_f64().unwrap()).abs() < 1e-2);
+        if same_box {
+            // The same box and probabilities paste the same mask.
+            assert_eq!(
+                Some(rle.counts.as_str()),
+                theirs["segmentation"]["counts"].as_str()
+            );
+        }
         for k in 0..4 {
             let v = theirs["bbox"][k].as_f64().unwrap() as f32;
             assert!(
@@ -144,7 +165,10 @@ fn digit_detector_learns_prunes_and_resumes() {
         assert!(report.figure(name).is_some(), "{name}");
     }
     let md = std::fs::read_to_string(&report.markdown).unwrap();
-    assert!(md.contains("| 3 | ") && md.contains("AP50"), "{md}");
+    assert!(
+        md.contains("| 3 | ") && md.contains("AP50") && md.contains("Masks:"),
+        "{md}"
+    );
 
     // Resuming a finished run trains nothing more and keeps its results.
     let again = resume(&out).unwrap();

@@ -50,9 +50,17 @@ impl DetectEpochRecord {
             + self.loss_mask.unwrap_or(0.0)
     }
 
-    /// A COCO statistic (NaN when absent).
+    /// A COCO box statistic (NaN when absent).
     pub fn stat(&self, name: &str) -> f64 {
         self.coco.get(name).copied().unwrap_or(f64::NAN)
+    }
+
+    /// A COCO mask statistic (NaN when absent).
+    pub fn segm_stat(&self, name: &str) -> f64 {
+        self.segm
+            .as_ref()
+            .and_then(|s| s.get(name).copied())
+            .unwrap_or(f64::NAN)
     }
 }
 

@@ -53,12 +53,21 @@ pub fn write_detection_report(dir: &Path, out: &Path) -> Result<Report> {
     };
     writeln!(
         md,
-        "# ELA detection run report\n\nRun: {}\n\nFaster R-CNN R-{} FPN, backbone attention {}{}, on {}, \
+        "# ELA detection run report\n\nRun: {}\n\n{} R-{} FPN, backbone attention {}{}, on {}, \
          seed {}, {} epochs, lr {}, batch {}.\n",
         dir.display(),
+        if config["detector"] == "mask-rcnn" {
+            "Mask R-CNN"
+        } else {
+            "Faster R-CNN"
+        },
         setting("depth"),
         setting("attention"),
-        if config["ela"] == serde_json::Value::Bool(true) { " (ELA)" } else { "" },
+        if config["ela"] == serde_json::Value::Bool(true) {
+            " (ELA)"
+        } else {
+            ""
+        },
         setting("dataset"),
         setting("seed"),
         setting("epochs"),
@@ -72,7 +81,12 @@ pub fn write_detection_report(dir: &Path, out: &Path) -> Result<Report> {
         .unwrap_or_default();
     figures.push(curves(&epochs, marks, &out.join("curves.png"))?);
     md.push_str("![Losses and COCO AP](curves.png)\n\n");
-    md.push_str(&stats_table(&epochs));
+    md.push_str("Boxes:\n\n");
+    md.push_str(&stats_table(&epochs, DetectEpochRecord::stat));
+    if epochs.iter().any(|e| e.segm.is_some()) {
+        md.push_str("\nMasks:\n\n");
+        md.push_str(&stats_table(&epochs, DetectEpochRecord::segm_stat));
+    }
     if let Some(p) = &pruning {
         md.push_str("\n## Pruning\n\n");
         md.push_str(&decision_table(p));
@@ -90,15 +104,15 @@ pub fn write_detection_report(dir: &Path, out: &Path) -> Result<Report> {
     Ok(Report { markdown, figures })
 }
 
-/// Every epoch's statistics, learning rate, loss, seconds and skipped blocks.
-fn stats_table(epochs: &[DetectEpochRecord]) -> String {
+/// Every epoch's statistics (boxes' or masks'), learning rate, loss, seconds and skipped blocks.
+fn stats_table(epochs: &[DetectEpochRecord], stat: fn(&DetectEpochRecord, &str) -> f64) -> String {
     let mut md = format!(
         "| epoch | lr | loss | {} | train s | skipped |\n|{}\n",
         STATS.join(" | "),
         "---|".repeat(STATS.len() + 5)
     );
     for e in epochs {
-        let stats: Vec<String> = STATS.iter().map(|s| format!("{:.3}", e.stat(s))).collect();
+        let stats: Vec<String> = STATS.iter().map(|s| format!("{:.3}", stat(e, s))).collect();
         let skipped: Vec<String> = e.skipped.iter().map(usize::to_string).collect();
         writeln!(
             md,
@@ -139,6 +153,7 @@ fn curves(epochs: &[DetectEpochRecord], marks: Vec<f64>, path: &Path) -> Result<
                 e.loss_rpn_bbox,
                 e.loss_cls,
                 e.loss_bbox,
+                e.loss_mask.unwrap_or(f64::NAN),
             ]
         })
         .filter(|v| v.is_finite() && *v > 0.0)
@@ -162,6 +177,7 @@ fn curves(epochs: &[DetectEpochRecord], marks: Vec<f64>, path: &Path) -> Result<
             ("RPN box".into(), series(&|e| e.loss_rpn_bbox)),
             ("RoI cls".into(), series(&|e| e.loss_cls)),
             ("RoI box".into(), series(&|e| e.loss_bbox)),
+            ("mask".into(), series(&|e| e.loss_mask.unwrap_or(f64::NAN))),
         ],
         marks: marks.clone(),
         legend: SeriesLabelPosition::UpperRight,
@@ -180,6 +196,12 @@ fn curves(epochs: &[DetectEpochRecord], marks: Vec<f64>, path: &Path) -> Result<
         lines: ["AP", "AP50", "AP75"]
             .iter()
             .map(|s| (s.to_string(), series(&|e| 100.0 * e.stat(s))))
+            .chain(
+                ["AP", "AP50"]
+                    .iter()
+                    .map(|s| (format!("mask {s}"), series(&|e| 100.0 * e.segm_stat(s)))),
+            )
+            .filter(|(_, points)| !points.is_empty())
             .collect(),
         marks,
         legend: SeriesLabelPosition::LowerRight,
