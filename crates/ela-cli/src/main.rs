@@ -68,7 +68,7 @@ enum Command {
     /// object (AP AP50 AP75 APs APm APl AR1 AR10 AR100 ARs ARm ARl).
     EvalCoco(EvalCocoArgs),
     /// Detect objects in one image with a trained detector: COCO-format detections (JSON) and,
-    /// with --out, a picture with boxes, class names and scores.
+    /// with --out, a picture with boxes, class names, scores and (Mask R-CNN) masks.
     Detect(DetectArgs),
     /// What `ela bench --task detect` runs: the detector's training step for the plain, MRLA-B
     /// and ELA backbones side by side, and its RoIAlign.
@@ -370,14 +370,24 @@ fn detect(args: &DetectArgs) -> Result<()> {
                     .position(|c| c.id == r.category_id)
                     .unwrap_or(0);
                 let [x, y, w, h] = r.bbox;
-                ela_report::LabeledBox {
+                let mask = r.segmentation.as_ref().map(|rle| {
+                    let seg = ela_data::coco::Segmentation::Rle {
+                        counts: ela_data::coco::RleCounts::Compressed(rle.counts.clone()),
+                        size: rle.size,
+                    };
+                    ela_data::masks::BitMask::from_segmentation(&seg, rle.size[0], rle.size[1])
+                        .map(|m| m.data)
+                        .map_err(|e| anyhow::anyhow!("a detection's mask: {e}"))
+                });
+                Ok(ela_report::LabeledBox {
                     bbox: [x, y, x + w, y + h],
                     class,
                     label: detector.categories[class].name.clone(),
                     score: r.score,
-                }
+                    mask: mask.transpose()?,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         ela_report::draw_detections(&image, &boxes, out)?;
         eprintln!("{} boxes drawn: {}", boxes.len(), out.display());
     }

@@ -1,5 +1,6 @@
 //! A picture of an image's detections: each box outlined in its class's colour, with the class
-//! name and score above it (what `ela detect --out` writes).
+//! name and score above it, its mask (Mask R-CNN) tinted in that colour (what `ela detect --out`
+//! writes).
 
 use std::path::Path;
 
@@ -20,13 +21,34 @@ pub struct LabeledBox {
     pub label: String,
     /// Confidence, written after the name.
     pub score: f32,
+    /// Instance mask at the image's size, row-major (non-zero = inside), tinted in the box's
+    /// colour.
+    pub mask: Option<Vec<u8>>,
 }
 
-/// Draws `boxes` over `image` and writes the PNG atomically.
+/// Tints the pixels of each mask: half the pixel, half the box's colour.
+fn tint_masks(buffer: &mut [u8], boxes: &[LabeledBox]) {
+    for b in boxes {
+        let Some(mask) = &b.mask else { continue };
+        let RGBColor(r, g, bl) = PALETTE[b.class % PALETTE.len()];
+        for (pixel, _) in buffer
+            .chunks_exact_mut(3)
+            .zip(mask)
+            .filter(|(_, m)| **m != 0)
+        {
+            for (v, c) in pixel.iter_mut().zip([r, g, bl]) {
+                *v = ((u16::from(*v) + u16::from(c)) / 2) as u8;
+            }
+        }
+    }
+}
+
+/// Draws `boxes` (and their masks) over `image` and writes the PNG atomically.
 pub fn draw_detections(image: &RgbImage, boxes: &[LabeledBox], path: &Path) -> Result<()> {
     register_font();
     let (w, h) = image.dimensions();
     let mut buffer = image.as_raw().clone();
+    tint_masks(&mut buffer, boxes);
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
         let size = (f64::from(h.min(w)) / 28.0).clamp(10.0, 24.0);
