@@ -91,6 +91,12 @@ pub fn apply_settings(mut resnet: ElaResNet, frozen_stages: usize, norm_eval: bo
                 .map(|b| b.freeze())
                 .collect();
         }
+        // RLA: a frozen stage's shared convolutions and BNs freeze with it.
+        resnet.rla = std::mem::take(&mut resnet.rla)
+            .into_iter()
+            .enumerate()
+            .map(|(s, r)| if s < frozen_stages { r.freeze() } else { r })
+            .collect();
     }
     if norm_eval {
         resnet = resnet.map(&mut StatisticsFrozen);
@@ -134,9 +140,15 @@ impl Backbone {
             .collect()
     }
 
-    /// Parameters as PyTorch counts them, without the unused classifier head.
+    /// Parameters as PyTorch counts them, without the unused classifier head (and RLA's BN of
+    /// the state the classifier reads).
     pub fn parameter_count(&self) -> usize {
-        self.resnet.parameter_count() - self.resnet.fc.num_params()
+        let rla_head = self
+            .resnet
+            .rla_norm
+            .as_ref()
+            .map_or(0, |bn| 2 * bn.gamma.dims()[0]);
+        self.resnet.parameter_count() - self.resnet.fc.num_params() - rla_head
     }
 
     /// Parameters of the frozen stem and stages (PyTorch's count).
@@ -163,6 +175,16 @@ impl Backbone {
                         .sum::<usize>()
             })
             .sum();
-        stem + blocks
+        let rla: usize = r
+            .rla
+            .iter()
+            .take(self.frozen_stages)
+            .map(|s| {
+                s.conv_out.num_params()
+                    + s.recurrent.num_params()
+                    + s.norms.iter().map(bn).sum::<usize>()
+            })
+            .sum();
+        stem + blocks + rla
     }
 }

@@ -174,7 +174,7 @@ fn mask_loss_is_the_class_maps_bce_and_reaches_the_logits() {
         .grad(&grads)
         .unwrap()
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap();
     // Only the two class maps receive gradient.
     for (k, s) in samples.iter().enumerate() {

@@ -33,10 +33,15 @@ pub enum AttentionKind {
     Gc,
     /// DIA: one LSTM cell shared by the blocks of each stage (r = 4).
     Dia,
+    /// RLA: a 32-channel recurrent state carried across every block (Zhao et al. 2021).
+    Rla,
+    /// One non-local block after the second-to-last block of the third stage (Wang et al.
+    /// 2018, the "+1NL" of the detection baselines).
+    Nl,
 }
 
 /// Every [`AttentionKind`], in the order the CLI lists them.
-pub const ALL_ATTENTION: [AttentionKind; 10] = [
+pub const ALL_ATTENTION: [AttentionKind; 12] = [
     AttentionKind::None,
     AttentionKind::MrlaB,
     AttentionKind::MrlaL,
@@ -47,11 +52,13 @@ pub const ALL_ATTENTION: [AttentionKind; 10] = [
     AttentionKind::BamBlock,
     AttentionKind::Gc,
     AttentionKind::Dia,
+    AttentionKind::Rla,
+    AttentionKind::Nl,
 ];
 
 impl AttentionKind {
     /// The name used on the command line and in files: `none`, `mrla-b`, `mrla-l`, `se`,
-    /// `eca`, `cbam`, `bam`, `bam-block`, `gc`, `dia`.
+    /// `eca`, `cbam`, `bam`, `bam-block`, `gc`, `dia`, `rla`, `nl`.
     pub fn name(self) -> &'static str {
         match self {
             Self::None => "none",
@@ -64,6 +71,8 @@ impl AttentionKind {
             Self::BamBlock => "bam-block",
             Self::Gc => "gc",
             Self::Dia => "dia",
+            Self::Rla => "rla",
+            Self::Nl => "nl",
         }
     }
 

@@ -14,7 +14,8 @@ use burn::tensor::activation::relu;
 use crate::AttentionKind;
 use crate::baselines::{
     Bam, BamConfig, Cbam, CbamConfig, EfficientChannelAttention, EfficientChannelAttentionConfig,
-    GlobalContext, GlobalContextConfig, SqueezeExcitation, SqueezeExcitationConfig,
+    GlobalContext, GlobalContextConfig, NonLocal, NonLocalConfig, SqueezeExcitation,
+    SqueezeExcitationConfig,
 };
 use crate::mrla::{LayerAttention, LayerAttentionConfig};
 
@@ -62,6 +63,10 @@ pub struct BlockSpec {
     pub dim_per_head: usize,
     /// Zero-initialize the last BN's γ, so the residual branch starts as zero.
     pub zero_init_last_bn: bool,
+    /// RLA: channels of the recurrent state the first convolution also reads (0 otherwise).
+    pub state_channels: usize,
+    /// A non-local block on the block's output.
+    pub nonlocal: bool,
 }
 /// He-normal (fan-out) initialization of convolutions, as torchvision's ResNets.
 fn conv(channels: [usize; 2], kernel: usize, stride: usize, device: &Device) -> Conv2d {
@@ -118,6 +123,8 @@ pub struct ResBlock {
     pub gc: Option<GlobalContext>,
     /// BAM on the residual branch (`AttentionKind::BamBlock`).
     pub bam: Option<Bam>,
+    /// Non-local block on the block's output (`AttentionKind::Nl`, one block of the network).
+    pub nonlocal: Option<NonLocal>,
 }
 
 impl ResBlock {
@@ -132,7 +139,10 @@ impl ResBlock {
             attention,
             dim_per_head,
             zero_init_last_bn,
+            state_channels,
+            nonlocal,
         } = *spec;
+        let reads = in_channels + state_channels;
         let out = planes * kind.expansion();
         let downsample = (stride != 1 || in_channels != out).then(|| Downsample {
             conv: conv([in_channels, out], 1, stride, device),
@@ -153,7 +163,7 @@ impl ResBlock {
         };
         let (conv1, bn1, conv2, bn2, conv3, bn3) = match kind {
             BlockKind::Bottleneck => (
-                conv([in_channels, inner], 1, 1, device),
+                conv([reads, inner], 1, 1, device),
                 BatchNormConfig::new(inner).init(device),
                 conv([inner, inner], 3, stride, device),
                 BatchNormConfig::new(inner).init(device),
@@ -161,7 +171,7 @@ impl ResBlock {
                 Some(last_bn(out)),
             ),
             BlockKind::Basic => (
-                conv([in_channels, out], 3, stride, device),
+                conv([reads, out], 3, stride, device),
                 BatchNormConfig::new(out).init(device),
                 conv([out, out], 3, 1, device),
                 last_bn(out),
@@ -188,6 +198,7 @@ impl ResBlock {
             cbam: when(AttentionKind::Cbam).then(|| CbamConfig::new(out).init(device)),
             gc: when(AttentionKind::Gc).then(|| GlobalContextConfig::new(out).init(device)),
             bam: when(AttentionKind::BamBlock).then(|| BamConfig::new(out).init(device)),
+            nonlocal: nonlocal.then(|| NonLocalConfig::new(out).init(device)),
         }
     }
 
@@ -220,7 +231,23 @@ impl ResBlock {
     /// # Shapes
     /// - x: `[batch, C_in, H, W]` → (`[batch, C_out, H/s, W/s]`, same)
     pub fn branch(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        self.branch_with_state(x, None)
+    }
+
+    /// [`branch`](Self::branch) of an RLA block: the first convolution reads `[x; state]`.
+    ///
+    /// # Shapes
+    /// - x: `[batch, C_in, H, W]`, state: `[batch, k, H, W]` → as `branch`
+    pub fn branch_with_state(
+        &self,
+        x: Tensor<4>,
+        state: Option<Tensor<4>>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let input = match state {
+            Some(h) => Tensor::cat(vec![x.clone(), h], 1),
+            None => x.clone(),
+        };
+        let out = relu(self.bn1.forward(self.conv1.forward(input)));
         let out = self.bn2.forward(self.conv2.forward(out));
         let mut out = match (&self.conv3, &self.bn3) {
             (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),

@@ -1,11 +1,13 @@
 //! The forward pass of [`ElaResNet`]: stem, stages with their attention (MRLA-B retrieval from
-//! the stage memory, MRLA-L, DIA, BAM) and ELA skip flags, then either the classifier head
+//! the stage memory, MRLA-L, DIA, RLA's recurrent state, BAM, the non-local block) and ELA skip
+//! flags, then either the classifier head
 //! (logits) or every stage's output (a detector's backbone features).
 
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::{AttentionKind, ElaResNet, ForwardOutput, SkipMode};
+use crate::baselines::pool_state;
+use crate::{AttentionKind, ElaResNet, ForwardOutput, ResBlock, SkipMode};
 
 /// Every stage's output and, when asked for, each block's attention weights.
 #[derive(Debug, Clone)]
@@ -14,6 +16,8 @@ pub struct FeatureOutput {
     pub stages: Vec<Tensor<4>>,
     /// As [`ForwardOutput::attention`].
     pub attention: Vec<Option<Tensor<4>>>,
+    /// RLA: the recurrent state after the last block.
+    pub state: Option<Tensor<4>>,
 }
 
 impl ElaResNet {
@@ -48,14 +52,19 @@ impl ElaResNet {
         let mut attention = Vec::with_capacity(flags.len());
         let mut stages = Vec::with_capacity(4);
         let mut index = 0;
+        // RLA's state starts at zero after the stem and runs through every stage.
+        let mut rla_state = self.rla.first().map(|r| {
+            let [b, _, h, w] = x.dims();
+            Tensor::zeros([b, r.state_channels(), h, w], &x.device())
+        });
         for (s, stage) in self.stages().into_iter().enumerate() {
             // The stage memory resets at each stage: C, H and W change.
             let mut keys: Vec<Tensor<3>> = Vec::new();
             let mut values: Vec<Tensor<4>> = Vec::new();
             let mut dia_state = None;
-            for block in stage {
-                let (out, identity) = match self.dia.get(s) {
-                    Some(cell) => {
+            for (j, block) in stage.iter().enumerate() {
+                let (out, identity) = match (self.dia.get(s), self.rla.get(s)) {
+                    (Some(cell), _) => {
                         let (u, identity) = block.branch(x);
                         let state = dia_state
                             .take()
@@ -64,7 +73,18 @@ impl ElaResNet {
                         dia_state = Some(state);
                         (relu(u + identity.clone()), identity)
                     }
-                    None => block.residual(x),
+                    (None, Some(rla)) => {
+                        let state = rla_state.take().expect("RLA carries its state");
+                        let (y, identity) = block.branch_with_state(x, Some(state.clone()));
+                        let state = if downsamples(block) {
+                            pool_state(state)
+                        } else {
+                            state
+                        };
+                        rla_state = Some(rla.update(j, y.clone(), state));
+                        (relu(y + identity.clone()), identity)
+                    }
+                    (None, None) => block.residual(x),
                 };
                 let skipped = flags[index];
                 index += 1;
@@ -91,6 +111,9 @@ impl ElaResNet {
                     }
                     _ => out,
                 };
+                if let Some(nl) = &block.nonlocal {
+                    x = nl.forward(x);
+                }
                 attention.push(weights);
             }
             if let Some(bam) = self.bam.get(s) {
@@ -98,15 +121,25 @@ impl ElaResNet {
             }
             stages.push(x.clone());
         }
-        FeatureOutput { stages, attention }
+        FeatureOutput {
+            stages,
+            attention,
+            state: rla_state,
+        }
     }
 
     fn forward_impl(&self, x: Tensor<4>, collect: bool) -> ForwardOutput {
         let FeatureOutput {
             mut stages,
             attention,
+            state,
         } = self.forward_features(x, collect);
         let x = stages.pop().expect("a ResNet has stages");
+        // RLA's classifier reads [x; ReLU(BN(h))].
+        let x = match (state, &self.rla_norm) {
+            (Some(h), Some(bn)) => Tensor::cat(vec![x, relu(bn.forward(h))], 1),
+            _ => x,
+        };
         let [batch, channels, _, _] = x.dims();
         let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);
         ForwardOutput {
@@ -114,4 +147,9 @@ impl ElaResNet {
             attention,
         }
     }
+}
+
+/// Whether a block halves the resolution (RLA pools its state there).
+fn downsamples(block: &ResBlock) -> bool {
+    block.downsample.is_some() && block.stride() != 1
 }

@@ -18,13 +18,16 @@ use crate::{ALL_ATTENTION, Arch, AttentionKind, ElaResNetConfig, ModelError};
 /// The CIFAR depths of the paper's tables.
 pub const CIFAR_DEPTHS: [usize; 3] = [20, 56, 110];
 
-/// Attention variants registered for the ImageNet ResNets (those of the official code).
-const IMAGENET_ATTENTION: [AttentionKind; 5] = [
+/// Attention variants registered for the ImageNet ResNets (those of the official code, and the
+/// RLA and non-local baselines of Tables 2 and 5).
+const IMAGENET_ATTENTION: [AttentionKind; 7] = [
     AttentionKind::None,
     AttentionKind::MrlaB,
     AttentionKind::MrlaL,
     AttentionKind::Se,
     AttentionKind::Eca,
+    AttentionKind::Rla,
+    AttentionKind::Nl,
 ];
 
 /// One registered model.
@@ -169,7 +172,7 @@ mod tests {
         assert!(ela.ela && ela.attention == AttentionKind::MrlaB && ela.depth == 29);
         assert_eq!(find("cifar_resnet101").unwrap().arch, Arch::Cifar);
         assert_eq!(find("resnet101").unwrap().arch, Arch::Imagenet);
-        assert_eq!(all().len(), 3 * 11 + 5 * 6);
+        assert_eq!(all().len(), 3 * 13 + 5 * 8);
     }
 
     #[test]

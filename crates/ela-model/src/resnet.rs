@@ -20,7 +20,9 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use crate::baselines::{Bam, BamConfig, DiaCell, DiaCellConfig};
+use crate::baselines::{
+    Bam, BamConfig, DiaCell, DiaCellConfig, RLA_CHANNELS, RlaStage, RlaStageConfig,
+};
 use crate::block::{BlockKind, BlockSpec, ResBlock};
 use crate::{AttentionKind, ModelError, SkipFlags, SkipMode, StageLayout};
 
@@ -263,6 +265,8 @@ impl ElaResNetConfig {
             }
         };
         let stem_channels = in_channels;
+        let rla = self.attention == AttentionKind::Rla;
+        let state_channels = if rla { RLA_CHANNELS } else { 0 };
         let mut stages: Vec<Vec<ResBlock>> = Vec::new();
         for (s, (&p, &n)) in planes.iter().zip(&blocks).enumerate() {
             let stride = if s == 0 { 1 } else { 2 };
@@ -282,6 +286,11 @@ impl ElaResNetConfig {
                             attention: self.attention,
                             dim_per_head: self.dim_per_head,
                             zero_init_last_bn: self.zero_init_last_bn,
+                            state_channels,
+                            // Before the last block of res4 (the third stage).
+                            nonlocal: self.attention == AttentionKind::Nl
+                                && s == 2
+                                && j == n.saturating_sub(2),
                         },
                         device,
                     );
@@ -320,7 +329,17 @@ impl ElaResNetConfig {
             } else {
                 Vec::new()
             },
-            fc: LinearConfig::new(in_channels, self.num_classes).init(device),
+            rla: if rla {
+                out_channels
+                    .iter()
+                    .zip(&blocks)
+                    .map(|(&c, &n)| RlaStageConfig::new(c, n).init(device))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            rla_norm: rla.then(|| BatchNormConfig::new(RLA_CHANNELS).init(device)),
+            fc: LinearConfig::new(in_channels + state_channels, self.num_classes).init(device),
             arch: self.arch,
             attention: self.attention,
             skip_mode: self.skip_mode,
@@ -387,6 +406,10 @@ pub struct ElaResNet {
     pub bam: Vec<Bam>,
     /// DIA cells, one per stage (DIA models only).
     pub dia: Vec<DiaCell>,
+    /// RLA's shared convolutions and BNs, one entry per stage (RLA models only).
+    pub rla: Vec<RlaStage>,
+    /// RLA: the BN of the final state the classifier reads.
+    pub rla_norm: Option<BatchNorm>,
     /// Linear head.
     pub fc: Linear,
     #[module(skip)]
@@ -519,6 +542,8 @@ impl ElaResNet {
                     .flat_map(ResBlock::batch_norms),
             )
             .chain(self.bam.iter().flat_map(Bam::batch_norms))
+            .chain(self.rla.iter().flat_map(|r| &r.norms))
+            .chain(&self.rla_norm)
             .map(|bn| 2 * bn.gamma.dims()[0])
             .sum();
         self.num_params() - running
@@ -564,7 +589,8 @@ impl ElaResNet {
         let mut index = 0;
         for (s, stage) in self.stages().iter().enumerate() {
             for (j, block) in stage.iter().enumerate() {
-                let cin = block.conv1.weight.dims()[1];
+                let cin = block.conv1.weight.dims()[1]
+                    - self.rla.first().map_or(0, RlaStage::state_channels);
                 let stride = block.stride();
                 let attn = match (&block.mrla, self.attention) {
                     (Some(m), _) => format!(
@@ -581,6 +607,15 @@ impl ElaResNet {
                         block.eca.as_ref().map_or(0, |e| e.conv.weight.dims()[2])
                     ),
                     (None, AttentionKind::Dia) => format!("dia (cell of stage {})", s + 1),
+                    (None, AttentionKind::Rla) => format!(
+                        "rla (state {}, convolutions of stage {})",
+                        self.rla[s].state_channels(),
+                        s + 1
+                    ),
+                    (None, AttentionKind::Nl) if block.nonlocal.is_some() => {
+                        "non-local after the block".to_string()
+                    }
+                    (None, AttentionKind::Nl) => "-".to_string(),
                     (None, other) => other.to_string(),
                 };
                 lines.push(format!(
@@ -602,7 +637,12 @@ impl ElaResNet {
             }
         }
         lines.push(format!(
-            "head: global avg pool + linear {} -> {}",
+            "head: global avg pool{} + linear {} -> {}",
+            if self.rla_norm.is_some() {
+                " of [x; relu(bn(state))]"
+            } else {
+                ""
+            },
             self.fc.weight.dims()[0],
             self.num_classes()
         ));

@@ -1,6 +1,6 @@
-//! The paper's baselines (SE, ECA, CBAM, BAM, GC, DIA) inside the CIFAR ResNet: parameter counts
-//! against the ELA paper's Table 1, logits against an independent NumPy implementation, and a
-//! training step for each.
+//! The paper's baselines (SE, ECA, CBAM, BAM, GC, DIA, RLA, NL) inside the CIFAR ResNet:
+//! parameter counts against the ELA paper's Table 1 (and RLA's against Table 2 on ImageNet),
+//! logits against an independent NumPy implementation, and a training step for each.
 
 mod common;
 
@@ -17,6 +17,12 @@ fn baselines() -> impl Iterator<Item = AttentionKind> {
     ALL_ATTENTION
         .into_iter()
         .filter(|k| *k != AttentionKind::None && !k.is_layer_attention())
+}
+
+/// The baselines whose modules share the ResNet-20 backbone of `baselines_r20.safetensors` (RLA
+/// widens the blocks' first convolutions, and RLA and NL have fixtures of their own).
+fn shared_backbone_baselines() -> impl Iterator<Item = AttentionKind> {
+    baselines().filter(|k| !matches!(k, AttentionKind::Rla | AttentionKind::Nl))
 }
 
 fn model(depth: usize, classes: usize, kind: AttentionKind, device: &Device) -> ElaResNet {
@@ -51,14 +57,32 @@ fn module_params(kind: AttentionKind, c: usize) -> usize {
         }
         // Input and hidden MLPs C → C/4 → 4C.
         AttentionKind::Dia => 2 * (fc(c, c / 4) + fc(c / 4, 4 * c)),
-        _ => unreachable!("not a baseline"),
+        // θ, φ, g: C → C/2; W_z: C/2 → C; all 1×1 with bias.
+        AttentionKind::Nl => 3 * fc(c, c / 2) + fc(c / 2, c),
+        _ => unreachable!("not a module of its own"),
     }
 }
 
-fn expected_params(depth: usize, base: usize, kind: AttentionKind) -> usize {
+/// RLA's extra parameters on a ResNet (Zhao et al., Eq. (6)): each block's first convolution
+/// reads `k` more channels (`k · inner` weights), each stage has a 1×1 `C → k` and a 3×3
+/// `k → k` without bias, each block a BN of `k`, the classifier's BN of `k` and `k` more inputs
+/// per class.
+fn rla_params(stages: &[(usize, usize, usize)], classes: usize) -> usize {
+    let k = 32;
+    stages
+        .iter()
+        .map(|&(blocks, inner, out)| blocks * (k * inner + 2 * k) + out * k + 9 * k * k)
+        .sum::<usize>()
+        + 2 * k
+        + k * classes
+}
+
+fn expected_params(depth: usize, base: usize, kind: AttentionKind, classes: usize) -> usize {
     let n = (depth - 2) / 9;
     let stages = [64, 128, 256];
     base + match kind {
+        AttentionKind::Rla => rla_params(&[(n, 16, 64), (n, 32, 128), (n, 64, 256)], classes),
+        AttentionKind::Nl => module_params(kind, 256),
         AttentionKind::Bam => stages[..2].iter().map(|&c| module_params(kind, c)).sum(),
         AttentionKind::Dia => stages.iter().map(|&c| module_params(kind, c)).sum(),
         _ => stages
@@ -104,8 +128,8 @@ fn parameter_counts_follow_the_equations_and_table_1() {
     ];
     assert_eq!(
         baselines().count(),
-        7,
-        "SE, ECA, CBAM, BAM, BAM-block, GC, DIA"
+        9,
+        "SE, ECA, CBAM, BAM, BAM-block, GC, DIA, RLA, NL"
     );
     for (i, &(depth, c10, c100)) in plain.iter().enumerate() {
         for kind in baselines() {
@@ -113,12 +137,12 @@ fn parameter_counts_follow_the_equations_and_table_1() {
             let got100 = model(depth, 100, kind, &device).parameter_count();
             assert_eq!(
                 got10,
-                expected_params(depth, c10, kind),
+                expected_params(depth, c10, kind, 10),
                 "{kind} R{depth} C-10"
             );
             assert_eq!(
                 got100,
-                expected_params(depth, c100, kind),
+                expected_params(depth, c100, kind, 100),
                 "{kind} R{depth} C-100"
             );
             if let Some((_, rows)) = table.iter().find(|(k, _)| *k == kind) {
@@ -141,6 +165,43 @@ fn parameter_counts_follow_the_equations_and_table_1() {
     assert!((bam as f64 / 1e6 - 0.27).abs() > 0.03);
 }
 
+/// RLA-ResNet-50/101 and the one-block NL ResNet-50 on ImageNet: exact counts from the
+/// equations, and Table 2's RLA rows (25.9M, 45.0M).
+#[test]
+fn imagenet_rla_and_nl_counts_follow_the_equations_and_table_2() {
+    let device = Device::flex();
+    let imagenet = |depth: usize, kind: AttentionKind| {
+        ElaResNetConfig::new(depth, 1000)
+            .with_arch(ela_model::Arch::Imagenet)
+            .with_attention(kind)
+            .init(&device)
+            .unwrap()
+            .parameter_count()
+    };
+    // torchvision's resnet50 / resnet101 (SPEC §1).
+    for (depth, plain, layer3, table) in [(50, 25_557_032, 6, 25.9), (101, 44_549_160, 23, 45.0)] {
+        let stages = [
+            (3, 64, 256),
+            (4, 128, 512),
+            (layer3, 256, 1024),
+            (3, 512, 2048),
+        ];
+        let rla = imagenet(depth, AttentionKind::Rla);
+        assert_eq!(rla, plain + rla_params(&stages, 1000), "RLA-ResNet-{depth}");
+        let millions = rla as f64 / 1e6;
+        assert!(
+            (millions - table).abs() < 0.05,
+            "RLA-ResNet-{depth}: {rla} vs {table}M"
+        );
+        let nl = imagenet(depth, AttentionKind::Nl);
+        assert_eq!(
+            nl,
+            plain + module_params(AttentionKind::Nl, 1024),
+            "NL ResNet-{depth}"
+        );
+    }
+}
+
 /// Every baseline, with weights loaded by their state-dict names, gives the NumPy reference's
 /// logits (eval mode, ResNet-20, non-trivial BN statistics).
 #[test]
@@ -153,7 +214,7 @@ fn baselines_match_the_numpy_reference() {
         TensorData::new(x, [shape[0], shape[1], shape[2], shape[3]]),
         &device,
     );
-    for kind in baselines() {
+    for kind in shared_backbone_baselines() {
         let mut m = model(20, 10, kind, &device);
         let report = m.load_safetensors(&fixture(FIXTURE), false).unwrap();
         assert!(
@@ -177,6 +238,39 @@ fn baselines_match_the_numpy_reference() {
 
         let m = m.valid();
         let got: Vec<f32> = m.forward(input.clone()).into_data().try_to_vec().unwrap();
+        let (want, _) = read_f32(&st, &format!("io.{}", kind.name()));
+        assert_close(kind.name(), &got, &want, 1e-4, 1e-5);
+    }
+}
+
+/// RLA and the non-local block, each with its own fixture (`make_rla_nl.py`): every parameter
+/// loaded by name, every tensor of the file used, the NumPy reference's logits.
+#[test]
+fn rla_and_nonlocal_match_the_numpy_reference() {
+    let device = Device::flex();
+    for kind in [AttentionKind::Rla, AttentionKind::Nl] {
+        let file = format!("{}_r20.safetensors", kind.name());
+        let bytes = std::fs::read(fixture(&file)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let (x, shape) = read_f32(&st, "io.input");
+        let input = Tensor::<4>::from_data(
+            TensorData::new(x, [shape[0], shape[1], shape[2], shape[3]]),
+            &device,
+        );
+        let mut m = model(20, 10, kind, &device);
+        let report = m.load_safetensors(&fixture(&file), false).unwrap();
+        assert!(
+            report.missing.is_empty(),
+            "{kind}: missing {:?}",
+            report.missing
+        );
+        let stray: Vec<&String> = report
+            .unused
+            .iter()
+            .filter(|n| !n.starts_with("io."))
+            .collect();
+        assert!(stray.is_empty(), "{kind}: unused {stray:?}");
+        let got: Vec<f32> = m.valid().forward(input).into_data().try_to_vec().unwrap();
         let (want, _) = read_f32(&st, &format!("io.{}", kind.name()));
         assert_close(kind.name(), &got, &want, 1e-4, 1e-5);
     }

@@ -9,6 +9,8 @@
 //! | [`GlobalContext`] | Cao et al., ICCVW 2019 | same |
 //! | [`Bam`] | Park et al., BMVC 2018 | after every stage but the last (`bam`), or on the residual branch of every block (`bam-block`) |
 //! | [`DiaCell`] | Huang et al., AAAI 2020 | one cell shared by the blocks of a stage |
+//! | [`RlaStage`] | Zhao et al., NeurIPS 2021 | a hidden state carried across every block; each stage's convolutions shared by its blocks |
+//! | [`NonLocal`] | Wang et al., CVPR 2018 | one block, after the second-to-last block of the third stage |
 //!
 //! Each file cites the equations it implements. All of them take and return `[B, C, H, W]`.
 
@@ -17,6 +19,8 @@ mod cbam;
 mod dia;
 mod eca;
 mod gc;
+mod nonlocal;
+mod rla;
 mod se;
 
 pub use bam::{Bam, BamConfig};
@@ -24,6 +28,8 @@ pub use cbam::{Cbam, CbamConfig};
 pub use dia::{DiaCell, DiaCellConfig};
 pub use eca::{EfficientChannelAttention, EfficientChannelAttentionConfig};
 pub use gc::{GlobalContext, GlobalContextConfig};
+pub use nonlocal::{NonLocal, NonLocalConfig};
+pub use rla::{RLA_CHANNELS, RlaStage, RlaStageConfig, pool_state};
 pub use se::{SqueezeExcitation, SqueezeExcitationConfig};
 
 use burn::prelude::*;
