@@ -4,7 +4,9 @@
 //! Nothing below depends on it.
 //!
 //! - [`training`]: `ela train`, a run and its report.
-//! - [`reproduce`]: every row of a paper table, several seeds, mean ± std next to the paper.
+//! - [`reproduce`]: every row of a paper table, several seeds, mean ± std next to the paper;
+//!   [`reproduce_detect`] for the detection table (Table 5).
 
 pub mod reproduce;
+pub mod reproduce_detect;
 pub mod training;

@@ -67,8 +67,8 @@ impl Scale {
 /// `ela reproduce`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReproduceArgs {
-    /// The table: a folder of `experiments/` (`table1`, `table4`, `table6`, `table7`; `4` is
-    /// `table4`).
+    /// The table: a folder of `experiments/` (`table1`, `table4`, `table5`, `table6`, `table7`;
+    /// `4` is `table4`).
     pub table: String,
     /// Rows to run (config names without `.toml`, comma-separated); default: every row.
     #[arg(long, value_delimiter = ',')]
@@ -403,6 +403,9 @@ pub fn results_markdown(
 pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
+    }
+    if crate::reproduce_detect::is_detection_table(&args.experiments, &args.table)? {
+        return crate::reproduce_detect::reproduce(args);
     }
     let (table, mut all) = rows(&args.experiments, &args.table)?;
     if !args.rows.is_empty() {

@@ -1,0 +1,557 @@
+//! `ela reproduce table5`: the detection table. Its rows are detection configs (a `detector`
+//! key; the other keys are `ela train --task detect` flags) with the paper's parameter count and
+//! COCO statistics under `[paper]`; each (row, seed) trains a detector into its own run
+//! directory, a finished one (with `model.bpk`) is skipped and an interrupted one (with a
+//! checkpoint) resumed, and the results table — our parameter count and statistics beside the
+//! paper's, mean ± std over the finished seeds — is rewritten after every run.
+//!
+//! `--scale smoke` trains every row on the offline digit set ([`SMOKE_SETTINGS`], a ResNet-18
+//! backbone from scratch, a couple of minutes per run on a CPU). ResNet-50 and ResNet-101 rows of
+//! one detector and attention are the same smoke run, trained once (`<detector>-<attention>`).
+//! `--scale full` trains the configs as written (COCO 2017, the 1x schedule: GPUs).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{CommandFactory, Parser};
+use ela_detect_train::{DetectRunConfig, DetectTrainArgs};
+use ela_records::{DETECT_EPOCHS_FILE, read_detect_epochs};
+use serde::{Deserialize, Serialize};
+
+use crate::reproduce::{ReproduceArgs, Row, Scale, mean_std, rows};
+
+/// Flags a smoke run adds after its config's: the digit set, 120 training and 40 validation
+/// canvases, 2 epochs (a 20-iteration warm-up) with ELA's windows after epochs 1 and 2, a
+/// ResNet-18 backbone.
+pub const SMOKE_SETTINGS: [&str; 14] = [
+    "--dataset",
+    "digits",
+    "--limit-train",
+    "120",
+    "--limit-val",
+    "40",
+    "--epochs",
+    "2",
+    "--windows",
+    "1,2",
+    "--depth",
+    "18",
+    "--warmup-iters",
+    "20",
+];
+
+/// The COCO statistics the paper gives for a row (`[paper]` of its config, in %): the box
+/// statistics, and for Mask R-CNN the mask AP, AP50, AP75 in place of APs, APm, APl.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DetectPaper {
+    /// Parameters as printed.
+    pub params: Option<String>,
+    /// Box AP.
+    pub ap: Option<f64>,
+    /// Box AP50.
+    pub ap50: Option<f64>,
+    /// Box AP75.
+    pub ap75: Option<f64>,
+    /// Box APs (Faster R-CNN rows).
+    pub aps: Option<f64>,
+    /// Box APm.
+    pub apm: Option<f64>,
+    /// Box APl.
+    pub apl: Option<f64>,
+    /// Mask AP (Mask R-CNN rows).
+    pub mask_ap: Option<f64>,
+    /// Mask AP50.
+    pub mask_ap50: Option<f64>,
+    /// Mask AP75.
+    pub mask_ap75: Option<f64>,
+}
+
+/// The statistic keys of a row's six columns: `(paper field, ours: box or mask, COCO name)`.
+fn columns(mask: bool) -> [(&'static str, bool, &'static str); 6] {
+    if mask {
+        [
+            ("ap", false, "AP"),
+            ("ap50", false, "AP50"),
+            ("ap75", false, "AP75"),
+            ("mask_ap", true, "AP"),
+            ("mask_ap50", true, "AP50"),
+            ("mask_ap75", true, "AP75"),
+        ]
+    } else {
+        [
+            ("ap", false, "AP"),
+            ("ap50", false, "AP50"),
+            ("ap75", false, "AP75"),
+            ("aps", false, "APs"),
+            ("apm", false, "APm"),
+            ("apl", false, "APl"),
+        ]
+    }
+}
+
+impl DetectPaper {
+    fn get(&self, key: &str) -> Option<f64> {
+        match key {
+            "ap" => self.ap,
+            "ap50" => self.ap50,
+            "ap75" => self.ap75,
+            "aps" => self.aps,
+            "apm" => self.apm,
+            "apl" => self.apl,
+            "mask_ap" => self.mask_ap,
+            "mask_ap50" => self.mask_ap50,
+            "mask_ap75" => self.mask_ap75,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "ela", args_override_self = true, allow_negative_numbers = true)]
+struct OneRun {
+    #[command(flatten)]
+    args: DetectTrainArgs,
+}
+
+/// Whether `table`'s rows are detection configs (they set `detector`).
+pub fn is_detection_table(experiments: &Path, table: &str) -> Result<bool> {
+    let (_, all) = rows(experiments, table)?;
+    let first = &all[0].config;
+    let text = std::fs::read_to_string(first)
+        .with_context(|| format!("cannot read {}", first.display()))?;
+    let parsed: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", first.display()))?;
+    Ok(parsed.contains_key("detector"))
+}
+
+/// One detection row: its config's flags and the paper's values.
+struct DetectRow {
+    row: Row,
+    paper: DetectPaper,
+    /// The run's flags at full scale (the config's).
+    flags: Vec<String>,
+    /// Full-scale configuration (for the parameter count and the smoke key).
+    full: DetectRunConfig,
+}
+
+fn read_row(row: Row) -> Result<DetectRow> {
+    let text = std::fs::read_to_string(&row.config)
+        .with_context(|| format!("cannot read {}", row.config.display()))?;
+    let parsed: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", row.config.display()))?;
+    let paper: DetectPaper = match parsed.get("paper") {
+        Some(p) => p
+            .clone()
+            .try_into()
+            .with_context(|| format!("{}: [paper] is malformed", row.config.display()))?,
+        None => DetectPaper::default(),
+    };
+    let flags = ela_train::config::read(&row.config, &OneRun::command())?;
+    let full = parse(&row, flags.clone())?.resolve()?;
+    Ok(DetectRow {
+        row,
+        paper,
+        flags,
+        full,
+    })
+}
+
+fn parse(row: &Row, flags: Vec<String>) -> Result<DetectTrainArgs> {
+    let argv = std::iter::once("ela".to_string()).chain(flags);
+    Ok(OneRun::try_parse_from(argv)
+        .with_context(|| format!("{} does not parse", row.config.display()))?
+        .args)
+}
+
+/// The run directory name of a row at `scale` (smoke runs are shared by depth).
+fn run_name(r: &DetectRow, scale: Scale) -> String {
+    match scale {
+        Scale::Full => r.row.name.clone(),
+        Scale::Smoke => format!(
+            "{}-{}",
+            r.full.detector.name(),
+            if r.full.ela {
+                "ela".to_string()
+            } else {
+                r.full.attention.to_string()
+            }
+        ),
+    }
+}
+
+/// The flags of one (row, seed) run.
+fn run_args(r: &DetectRow, seed: u64, args: &ReproduceArgs, dir: &Path) -> Result<DetectTrainArgs> {
+    let mut flags = r.flags.clone();
+    if args.scale == Scale::Smoke {
+        flags.extend(SMOKE_SETTINGS.iter().map(|s| s.to_string()));
+        // From scratch on the digits: no ImageNet weights to start from.
+        flags.extend([
+            "--frozen-stages".into(),
+            "0".into(),
+            "--norm-eval".into(),
+            "false".into(),
+        ]);
+    }
+    flags.extend([
+        "--seed".into(),
+        seed.to_string(),
+        "--backend".into(),
+        clap::ValueEnum::to_possible_value(&args.backend)
+            .map_or_else(|| "cpu".into(), |v| v.get_name().to_string()),
+        "--out".into(),
+        dir.display().to_string(),
+    ]);
+    let parsed = parse(&r.row, flags)?;
+    parsed
+        .resolve()
+        .with_context(|| format!("{}", r.row.config.display()))?;
+    Ok(parsed)
+}
+
+/// A finished run's statistics: box and mask (by COCO name), and mean training seconds per epoch.
+type Finished = (
+    std::collections::BTreeMap<String, f64>,
+    Option<std::collections::BTreeMap<String, f64>>,
+    f64,
+);
+
+/// The last epoch of a finished run (`model.bpk` written), if it is one.
+fn finished(dir: &Path) -> Result<Option<Finished>> {
+    if !dir.join("model.bpk").exists() {
+        return Ok(None);
+    }
+    let epochs = read_detect_epochs(&dir.join(DETECT_EPOCHS_FILE))?;
+    let Some(last) = epochs.last() else {
+        return Ok(None);
+    };
+    let seconds = epochs.iter().map(|e| e.train_seconds).sum::<f64>() / epochs.len() as f64;
+    Ok(Some((last.coco.clone(), last.segm.clone(), seconds)))
+}
+
+/// Whether `dir` holds a checkpoint to resume.
+fn interrupted(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("checkpoint")).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("state-"))
+    })
+}
+
+/// Runs (or lists) the detection table's runs and writes its results table.
+pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
+    let (table, mut all) = rows(&args.experiments, &args.table)?;
+    if !args.rows.is_empty() {
+        for wanted in &args.rows {
+            if !all.iter().any(|r| &r.name == wanted) {
+                let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+                bail!(
+                    "--rows: {table} has no row '{wanted}' (rows: {})",
+                    names.join(", ")
+                );
+            }
+        }
+        all.retain(|r| args.rows.contains(&r.name));
+    }
+    let detect_rows: Vec<DetectRow> = all.into_iter().map(read_row).collect::<Result<_>>()?;
+    let root = args.runs_dir.join(match args.scale {
+        Scale::Smoke => "smoke",
+        Scale::Full => "full",
+    });
+    let root = root.join(&table);
+    let seeds: Vec<u64> = (0..args.runs as u64).map(|i| args.seed + i).collect();
+    let mut plan: Vec<(String, u64, PathBuf, DetectTrainArgs)> = Vec::new();
+    for &seed in &seeds {
+        for r in &detect_rows {
+            let name = run_name(r, args.scale);
+            let dir = root.join(&name).join(format!("seed-{seed}"));
+            if plan.iter().any(|p| p.2 == dir) {
+                continue;
+            }
+            let run = run_args(r, seed, args, &dir)?;
+            plan.push((name, seed, dir, run));
+        }
+    }
+    let suffix = if args.scale == Scale::Smoke {
+        "-smoke"
+    } else {
+        ""
+    };
+    let out = args.results.join(format!("{table}{suffix}.md"));
+    let command = format!(
+        "cargo xtask reproduce {table} --runs {} --scale {}{}",
+        args.runs,
+        if args.scale == Scale::Smoke {
+            "smoke"
+        } else {
+            "full"
+        },
+        if args.rows.is_empty() {
+            String::new()
+        } else {
+            format!(" --rows {}", args.rows.join(","))
+        }
+    );
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let total = plan.len();
+    let started = std::time::Instant::now();
+    for (i, (name, seed, dir, run)) in plan.iter().enumerate() {
+        let label = format!("[{}/{total}] {name} seed {seed}", i + 1);
+        let state = if finished(dir)?.is_some() {
+            "finished"
+        } else if interrupted(dir) {
+            "interrupted"
+        } else {
+            "new"
+        };
+        if args.dry_run {
+            println!("{label}: {state} -> {}", dir.display());
+            continue;
+        }
+        let result = match state {
+            "finished" => {
+                println!("{label}: finished, skipped");
+                continue;
+            }
+            "interrupted" => {
+                println!("{label}: resuming {}", dir.display());
+                ela_detect_train::resume(dir)
+            }
+            _ => {
+                if dir.exists() {
+                    std::fs::remove_dir_all(dir)
+                        .with_context(|| format!("cannot clear {}", dir.display()))?;
+                }
+                println!("{label}: training into {}", dir.display());
+                ela_detect_train::train(run)
+            }
+        };
+        if let Err(err) = result {
+            println!("{label}: failed: {err:#}");
+            failed.push((name.clone(), format!("seed {seed}: {err:#}")));
+        }
+        let minutes = started.elapsed().as_secs_f64() / 60.0;
+        write_results(
+            &table,
+            args,
+            &detect_rows,
+            &root,
+            &seeds,
+            &failed,
+            &command,
+            minutes,
+            &out,
+        )?;
+    }
+    if !args.dry_run {
+        let minutes = started.elapsed().as_secs_f64() / 60.0;
+        write_results(
+            &table,
+            args,
+            &detect_rows,
+            &root,
+            &seeds,
+            &failed,
+            &command,
+            minutes,
+            &out,
+        )?;
+    }
+    Ok(out)
+}
+
+/// One row's finished runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DetectRowResult {
+    row: String,
+    detector: String,
+    paper: DetectPaper,
+    parameters: usize,
+    trainable: usize,
+    run: String,
+    seeds: Vec<u64>,
+    /// Per column (as [`columns`]), the finished runs' values in %.
+    values: Vec<Vec<f64>>,
+    epoch_seconds: Vec<f64>,
+    failed: Vec<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_results(
+    table: &str,
+    args: &ReproduceArgs,
+    rows: &[DetectRow],
+    root: &Path,
+    seeds: &[u64],
+    failed: &[(String, String)],
+    command: &str,
+    minutes: f64,
+    out: &Path,
+) -> Result<()> {
+    // Counting parameters needs a model, not a fast one: the CPU backend.
+    let device = ela_train::backend::device(ela_train::backend::Backend::Cpu, 0)?;
+    let mut results = Vec::new();
+    for r in rows {
+        let mask = r.full.detector == ela_detect_train::config::DetectorKind::MaskRcnn;
+        let model = r.full.detector(80)?.init(&device)?;
+        let run = run_name(r, args.scale);
+        let mut result = DetectRowResult {
+            row: r.row.name.clone(),
+            detector: r.full.detector.name().into(),
+            paper: r.paper.clone(),
+            parameters: model.parameter_count(),
+            trainable: model.trainable_parameter_count(),
+            run: run.clone(),
+            seeds: Vec::new(),
+            values: vec![Vec::new(); 6],
+            epoch_seconds: Vec::new(),
+            failed: failed
+                .iter()
+                .filter(|(n, _)| *n == run)
+                .map(|(_, why)| why.clone())
+                .collect(),
+        };
+        for &seed in seeds {
+            let dir = root.join(&run).join(format!("seed-{seed}"));
+            let Some((boxes, masks, seconds)) = finished(&dir)? else {
+                continue;
+            };
+            result.seeds.push(seed);
+            result.epoch_seconds.push(seconds);
+            for (c, (_, is_mask, name)) in columns(mask).iter().enumerate() {
+                let stats = if *is_mask {
+                    masks.as_ref()
+                } else {
+                    Some(&boxes)
+                };
+                let v = stats
+                    .and_then(|s| s.get(*name))
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                result.values[c].push(100.0 * v);
+            }
+        }
+        results.push(result);
+    }
+    std::fs::create_dir_all(&args.results)
+        .with_context(|| format!("cannot create {}", args.results.display()))?;
+    let md = markdown(table, args, command, minutes, &results);
+    ela_records::write_atomic(out, md.as_bytes())?;
+    ela_records::write_json(&out.with_extension("json"), &results)?;
+    Ok(())
+}
+
+fn pm(values: &[f64]) -> String {
+    match mean_std(values) {
+        None => "not run".into(),
+        Some((m, None)) => format!("{m:.1}"),
+        Some((m, Some(s))) => format!("{m:.1} ± {s:.1}"),
+    }
+}
+
+fn markdown(
+    table: &str,
+    args: &ReproduceArgs,
+    command: &str,
+    minutes: f64,
+    results: &[DetectRowResult],
+) -> String {
+    let mut md = format!(
+        "# {table} ({} scale)\n\n",
+        if args.scale == Scale::Smoke {
+            "smoke"
+        } else {
+            "full"
+        }
+    );
+    match args.scale {
+        Scale::Smoke => writeln!(
+            md,
+            "Smoke scale: every row trained from scratch on the offline digit set ({}, from \
+             scratch: no frozen stages or statistics), the ResNet-50 and ResNet-101 rows of a \
+             detector and attention as one run. These numbers check the pipeline and compare \
+             the attention options under one small budget; the paper's values (COCO, ImageNet \
+             pretraining, 12 epochs) are beside them for reference only.\n",
+            SMOKE_SETTINGS.join(" ")
+        )
+        .ok(),
+        Scale::Full => writeln!(
+            md,
+            "Full scale: the configs as written (COCO 2017, 1x schedule). A row with no \
+             finished run says \"not run\".\n"
+        )
+        .ok(),
+    };
+    writeln!(
+        md,
+        "Command: `{command}`. Runs per row asked: {}; {minutes:.1} minutes of training and \
+         evaluation in this invocation. Statistics in %, mean ± sample standard deviation over \
+         the finished seeds. Parameters: ours at the row's full configuration, trainable (as \
+         MMDetection's `get_flops.py` counts, which the paper reports) and in all.\n",
+        args.runs
+    )
+    .ok();
+    for (detector, title, heads) in [
+        (
+            "faster-rcnn",
+            "Faster R-CNN",
+            "AP | AP50 | AP75 | APs | APm | APl",
+        ),
+        (
+            "mask-rcnn",
+            "Mask R-CNN (box AP, AP50, AP75; mask AP, AP50, AP75)",
+            "AP | AP50 | AP75 | mask AP | mask AP50 | mask AP75",
+        ),
+    ] {
+        let rows: Vec<&DetectRowResult> =
+            results.iter().filter(|r| r.detector == detector).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let cells: Vec<String> = heads
+            .split(" | ")
+            .map(|h| format!("{h} paper / ours"))
+            .collect();
+        writeln!(
+            md,
+            "## {title}\n\n| row | params paper | params ours (trainable / all) | {} | runs | train s/epoch |\n|{}",
+            cells.join(" | "),
+            "---|".repeat(10)
+        )
+        .ok();
+        for r in rows {
+            let mask = detector == "mask-rcnn";
+            let stats: Vec<String> = columns(mask)
+                .iter()
+                .zip(&r.values)
+                .map(|((key, _, _), ours)| {
+                    let paper = r.paper.get(key).map_or("-".into(), |v| format!("{v:.1}"));
+                    format!("{paper} / {}", pm(ours))
+                })
+                .collect();
+            writeln!(
+                md,
+                "| {} | {} | {:.1}M / {:.1}M | {} | {} | {} |",
+                r.row,
+                r.paper.params.as_deref().unwrap_or("-"),
+                r.trainable as f64 / 1e6,
+                r.parameters as f64 / 1e6,
+                stats.join(" | "),
+                r.seeds.len(),
+                pm(&r.epoch_seconds),
+            )
+            .ok();
+        }
+        md.push('\n');
+    }
+    let failures: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.failed.iter().map(move |f| format!("- {}: {f}", r.row)))
+        .collect();
+    if !failures.is_empty() {
+        writeln!(md, "Failed runs:\n{}\n", failures.join("\n")).ok();
+    }
+    md
+}
