@@ -8,7 +8,9 @@
 //! `--scale smoke` trains every row on the offline digit set ([`SMOKE_SETTINGS`], a ResNet-18
 //! backbone from scratch, a couple of minutes per run on a CPU). ResNet-50 and ResNet-101 rows of
 //! one detector and attention are the same smoke run, trained once (`<detector>-<attention>`).
-//! `--scale full` trains the configs as written (COCO 2017, the 1x schedule: GPUs).
+//! `--scale full` trains the configs as written (COCO 2017, the 1x schedule: GPUs). `--dry-run`
+//! lists the runs and writes the table from those already finished. `--dry-run`
+//! lists the runs and writes the table from those already finished.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -345,20 +347,19 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             &out,
         )?;
     }
-    if !args.dry_run {
-        let minutes = started.elapsed().as_secs_f64() / 60.0;
-        write_results(
-            &table,
-            args,
-            &detect_rows,
-            &root,
-            &seeds,
-            &failed,
-            &command,
-            minutes,
-            &out,
-        )?;
-    }
+    // A dry run also writes the table, from the runs already finished.
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    write_results(
+        &table,
+        args,
+        &detect_rows,
+        &root,
+        &seeds,
+        &failed,
+        &command,
+        minutes,
+        &out,
+    )?;
     Ok(out)
 }
 

@@ -276,3 +276,98 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
         "{md}"
     );
 }
+
+/// Table 5's 28 checked-in rows all parse and resolve; at smoke scale the ResNet-50 and
+/// ResNet-101 rows of a detector and attention share one run (14 runs per seed); a finished run
+/// is read into both rows, beside the paper's values, and the rows without one say "not run".
+#[test]
+fn table5_rows_resolve_share_smoke_runs_and_report_beside_the_paper() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let (table, all) = rows(&repo, "5").unwrap();
+    assert_eq!((table.as_str(), all.len()), ("table5", 28));
+    let mut a = ReproduceArgs {
+        table: "table5".into(),
+        rows: vec![
+            "mask-rcnn-r50-ela".into(),
+            "mask-rcnn-r101-ela".into(),
+            "faster-rcnn-r50-rla".into(),
+        ],
+        runs: 1,
+        seed: 7,
+        scale: Scale::Smoke,
+        backend: Backend::Cpu,
+        experiments: repo.clone(),
+        runs_dir: dir.path().join("runs"),
+        results: dir.path().join("results"),
+        dry_run: true,
+    };
+    // Every row resolves (the dry run builds every run's flags first).
+    let every = ReproduceArgs {
+        rows: Vec::new(),
+        ..a.clone()
+    };
+    reproduce(&every).unwrap();
+
+    // One finished smoke run of Mask R-CNN with ELA, 2 epochs.
+    let run = dir.path().join("runs/smoke/table5/mask-rcnn-ela/seed-7");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("model.bpk"), b"weights").unwrap();
+    let stats = |ap: f64| {
+        serde_json::json!({"AP": ap, "AP50": 2.0 * ap, "AP75": ap / 2.0, "APs": 0.0, "APm": 0.0,
+            "APl": 0.0, "AR1": 0.0, "AR10": 0.0, "AR100": 0.0, "ARs": 0.0, "ARm": 0.0, "ARl": 0.0})
+    };
+    let epoch = |e: usize, ap: f64| {
+        serde_json::json!({"epoch": e, "lr": 0.02, "loss_rpn_cls": 0.1, "loss_rpn_bbox": 0.1,
+            "loss_cls": 0.5, "loss_bbox": 0.5, "loss_mask": 0.4, "coco": stats(ap),
+            "segm": stats(ap / 2.0), "train_seconds": 30.0, "skipped": [7]})
+    };
+    std::fs::write(
+        run.join("epochs.json"),
+        serde_json::to_string(&[epoch(1, 0.1), epoch(2, 0.2)]).unwrap(),
+    )
+    .unwrap();
+    a.dry_run = false;
+    // The RLA row has no run: a dry run lists it, a real one would train it; leave it out.
+    a.rows.pop();
+    let out = reproduce(&a).unwrap();
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(out, dir.path().join("results/table5-smoke.md"));
+    // Box AP 20.0%, mask AP 10.0% from the last epoch, beside the paper's 41.4 and 37.3.
+    for row in ["mask-rcnn-r50-ela", "mask-rcnn-r101-ela"] {
+        let line = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {row} |")))
+            .unwrap();
+        assert!(
+            line.contains("/ 20.0 |") && line.contains("/ 10.0 |"),
+            "{line}"
+        );
+        assert!(!line.contains("not run"), "{line}");
+    }
+    let r50 = md
+        .lines()
+        .find(|l| l.starts_with("| mask-rcnn-r50-ela |"))
+        .unwrap();
+    assert!(
+        r50.contains("| 44.3M | 44.3M / 44.6M |") && r50.contains("41.4 / 20.0"),
+        "{r50}"
+    );
+
+    // With the RLA row, a dry run lists its run and reports it as not run.
+    a.rows.push("faster-rcnn-r50-rla".into());
+    a.dry_run = true;
+    let md = std::fs::read_to_string(reproduce(&a).unwrap()).unwrap();
+    let rla = md
+        .lines()
+        .find(|l| l.starts_with("| faster-rcnn-r50-rla |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        rla.contains("38.8 / not run") && rla.contains("| 0 |"),
+        "{rla}"
+    );
+    assert!(
+        md.contains("/ 20.0 |"),
+        "the finished run is still read: {md}"
+    );
+}
