@@ -213,10 +213,11 @@ pub fn sample_rois(
     for (b, (props, target)) in proposals.iter().zip(targets).enumerate() {
         let device = props.device();
         let gt = boxes_tensor(&target.boxes, &device);
-        let candidates = if target.boxes.is_empty() {
-            props.clone()
-        } else {
-            Tensor::cat(vec![gt.clone(), props.clone()], 0)
+        let candidates = match (target.boxes.is_empty(), props.dims()[0] == 0) {
+            (true, true) => continue,
+            (true, false) => props.clone(),
+            (false, true) => gt.clone(),
+            (false, false) => Tensor::cat(vec![gt.clone(), props.clone()], 0),
         };
         let boxes = host_f32(candidates.clone());
         let assigned = config.assigner.assign(candidates, gt);

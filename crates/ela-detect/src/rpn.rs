@@ -291,6 +291,10 @@ pub fn proposals(
         config.min_size.max(f32::MIN_POSITIVE),
     ));
     let kept: Vec<usize> = (0..chosen.len()).filter(|&i| big[i]).collect();
+    if kept.is_empty() {
+        // Every box degenerate (or not finite): no proposal for this image.
+        return (Tensor::zeros([0, 4], &device), Vec::new());
+    }
     let kept_idx = indices(&kept, &device);
     let boxes = boxes.select(0, kept_idx.clone());
     let scores = scores.select(0, kept_idx);

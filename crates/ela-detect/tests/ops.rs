@@ -204,3 +204,37 @@ fn roi_align_forward_and_gradient_match_torchvision() {
         assert!(d < 1e-5, "{name} input gradient differs by {d}");
     }
 }
+
+/// A diverged RPN (NaN deltas) yields no proposal rather than a panic, and sampling falls back to
+/// the ground-truth boxes alone.
+#[test]
+fn degenerate_proposals_are_none_and_sampling_keeps_the_ground_truth() {
+    use ela_detect::roi_head::{RoiHeadConfig, sample_rois};
+    use ela_detect::rpn::{RpnConfig, RpnOutput, Targets, proposals};
+    use rand::SeedableRng;
+
+    let device = Device::flex();
+    let config = RpnConfig::mmdet();
+    let levels = vec![((4, 4), 48)];
+    let anchors = config.anchors(&levels);
+    let n = anchors.len();
+    let output = RpnOutput {
+        logits: Tensor::zeros([1, n], &device),
+        deltas: Tensor::full([1, n, 4], f32::NAN, &device),
+        levels,
+    };
+    let (boxes, scores) = proposals(&config, &output, &anchors, 0, (16, 16), true);
+    assert_eq!((boxes.dims(), scores.len()), ([0, 4], 0));
+    let targets = [Targets {
+        boxes: vec![[1.0, 1.0, 9.0, 9.0]],
+        labels: vec![2],
+        masks: Vec::new(),
+    }];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let samples = sample_rois(&RoiHeadConfig::mmdet(3), &[boxes], &targets, &mut rng);
+    assert_eq!(samples.positives.len(), 1);
+    assert_eq!(
+        samples.rois[samples.positives[0].row].bbox,
+        [1.0, 1.0, 9.0, 9.0]
+    );
+}
