@@ -56,7 +56,8 @@ pub enum Scale {
 }
 
 impl Scale {
-    fn name(self) -> &'static str {
+    /// `smoke` or `full`.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Smoke => "smoke",
             Self::Full => "full",
@@ -174,6 +175,24 @@ pub fn rows(experiments: &Path, table: &str) -> Result<(String, Vec<Row>)> {
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((table, rows))
+}
+
+/// The rows `--rows` asks for (every row without it), each checked to exist.
+pub fn selected_rows(args: &ReproduceArgs) -> Result<(String, Vec<Row>)> {
+    let (table, mut all) = rows(&args.experiments, &args.table)?;
+    if !args.rows.is_empty() {
+        for wanted in &args.rows {
+            if !all.iter().any(|r| &r.name == wanted) {
+                let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+                bail!(
+                    "--rows: {table} has no row '{wanted}' (rows: {})",
+                    names.join(", ")
+                );
+            }
+        }
+        all.retain(|r| args.rows.contains(&r.name));
+    }
+    Ok((table, all))
 }
 
 #[derive(Parser)]
@@ -407,19 +426,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     if crate::reproduce_detect::is_detection_table(&args.experiments, &args.table)? {
         return crate::reproduce_detect::reproduce(args);
     }
-    let (table, mut all) = rows(&args.experiments, &args.table)?;
-    if !args.rows.is_empty() {
-        for wanted in &args.rows {
-            if !all.iter().any(|r| &r.name == wanted) {
-                let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
-                bail!(
-                    "--rows: {table} has no row '{wanted}' (rows: {})",
-                    names.join(", ")
-                );
-            }
-        }
-        all.retain(|r| args.rows.contains(&r.name));
-    }
+    let (table, all) = selected_rows(args)?;
     let root = args.runs_dir.join(args.scale.name()).join(&table);
     let seeds: Vec<u64> = (0..args.runs as u64).map(|i| args.seed + i).collect();
     // Every run's configuration is checked before the first one starts.

@@ -15,13 +15,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 use ela_detect_train::{DetectRunConfig, DetectTrainArgs};
 use ela_records::{DETECT_EPOCHS_FILE, read_detect_epochs};
 use serde::{Deserialize, Serialize};
 
-use crate::reproduce::{ReproduceArgs, Row, Scale, mean_std, rows};
+use crate::reproduce::{ReproduceArgs, Row, Scale, mean_std, rows, selected_rows};
 
 /// Flags a smoke run adds after its config's: the digit set, 120 training and 40 validation
 /// canvases, 2 epochs (a 20-iteration warm-up to lr 0.01: with the digit set's 0.02 so short a
@@ -246,25 +246,9 @@ fn interrupted(dir: &Path) -> bool {
 
 /// Runs (or lists) the detection table's runs and writes its results table.
 pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
-    let (table, mut all) = rows(&args.experiments, &args.table)?;
-    if !args.rows.is_empty() {
-        for wanted in &args.rows {
-            if !all.iter().any(|r| &r.name == wanted) {
-                let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
-                bail!(
-                    "--rows: {table} has no row '{wanted}' (rows: {})",
-                    names.join(", ")
-                );
-            }
-        }
-        all.retain(|r| args.rows.contains(&r.name));
-    }
+    let (table, all) = selected_rows(args)?;
     let detect_rows: Vec<DetectRow> = all.into_iter().map(read_row).collect::<Result<_>>()?;
-    let root = args.runs_dir.join(match args.scale {
-        Scale::Smoke => "smoke",
-        Scale::Full => "full",
-    });
-    let root = root.join(&table);
+    let root = args.runs_dir.join(args.scale.name()).join(&table);
     let seeds: Vec<u64> = (0..args.runs as u64).map(|i| args.seed + i).collect();
     let mut plan: Vec<(String, u64, PathBuf, DetectTrainArgs)> = Vec::new();
     for &seed in &seeds {
@@ -298,6 +282,19 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             format!(" --rows {}", args.rows.join(","))
         }
     );
+    let report = |failed: &[(String, String)], minutes: f64| {
+        write_results(
+            &table,
+            args,
+            &detect_rows,
+            &root,
+            &seeds,
+            failed,
+            &command,
+            minutes,
+            &out,
+        )
+    };
     let mut failed: Vec<(String, String)> = Vec::new();
     let total = plan.len();
     let started = std::time::Instant::now();
@@ -337,31 +334,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
             failed.push((name.clone(), format!("seed {seed}: {err:#}")));
         }
         let minutes = started.elapsed().as_secs_f64() / 60.0;
-        write_results(
-            &table,
-            args,
-            &detect_rows,
-            &root,
-            &seeds,
-            &failed,
-            &command,
-            minutes,
-            &out,
-        )?;
+        report(&failed, minutes)?;
     }
     // A dry run also writes the table, from the runs already finished.
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    write_results(
-        &table,
-        args,
-        &detect_rows,
-        &root,
-        &seeds,
-        &failed,
-        &command,
-        minutes,
-        &out,
-    )?;
+    report(&failed, minutes)?;
     Ok(out)
 }
 

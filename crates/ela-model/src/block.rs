@@ -68,8 +68,9 @@ pub struct BlockSpec {
     /// A non-local block on the block's output.
     pub nonlocal: bool,
 }
-/// He-normal (fan-out) initialization of convolutions, as torchvision's ResNets.
-fn conv(channels: [usize; 2], kernel: usize, stride: usize, device: &Device) -> Conv2d {
+/// A bias-free `kernel × kernel` convolution with "same" padding and He-normal (fan-out)
+/// initialization, as torchvision's ResNets.
+pub(crate) fn conv(channels: [usize; 2], kernel: usize, stride: usize, device: &Device) -> Conv2d {
     let pad = kernel / 2;
     Conv2dConfig::new(channels, [kernel, kernel])
         .with_stride([stride, stride])

@@ -18,11 +18,13 @@
 //! [`RlaStage`] holds one stage's shared convolutions and its blocks' BNs; the blocks take `h`
 //! through [`ResBlock::branch_with_state`](crate::ResBlock::branch_with_state).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::tanh;
+
+use crate::block::conv;
 
 /// Channels of RLA-ResNet's hidden state.
 pub const RLA_CHANNELS: usize = 32;
@@ -39,24 +41,12 @@ pub struct RlaStageConfig {
     pub state: usize,
 }
 
-fn kaiming(device: &Device, channels: [usize; 2], kernel: usize) -> Conv2d {
-    let pad = kernel / 2;
-    Conv2dConfig::new(channels, [kernel, kernel])
-        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-        .with_bias(false)
-        .with_initializer(Initializer::KaimingNormal {
-            gain: 2f64.sqrt(),
-            fan_out_only: true,
-        })
-        .init(device)
-}
-
 impl RlaStageConfig {
     /// Builds the stage's modules (He-normal convolutions, as the authors' code).
     pub fn init(&self, device: &Device) -> RlaStage {
         RlaStage {
-            conv_out: kaiming(device, [self.channels, self.state], 1),
-            recurrent: kaiming(device, [self.state, self.state], 3),
+            conv_out: conv([self.channels, self.state], 1, 1, device),
+            recurrent: conv([self.state, self.state], 3, 1, device),
             norms: (0..self.blocks)
                 .map(|_| BatchNormConfig::new(self.state).init(device))
                 .collect(),
