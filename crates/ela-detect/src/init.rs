@@ -1,6 +1,7 @@
 //! Parameter initializers of the detection layers (MMDetection 2.x's `init_cfg`s): Xavier-uniform
 //! convolutions and FCs with zero bias (FPN, shared FCs), N(0, σ²) heads with zero bias (RPN
-//! convolutions σ = 0.01, classifier σ = 0.01, box regressor σ = 0.001).
+//! convolutions σ = 0.01, classifier σ = 0.01, box regressor σ = 0.001), He-normal fan-out
+//! mask branch.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -13,13 +14,20 @@ pub enum Init {
     Xavier,
     /// Normal with mean 0 and this standard deviation.
     Normal(f64),
+    /// He-normal for ReLU, fan-out (`kaiming_normal_(mode="fan_out", nonlinearity="relu")`:
+    /// the mask branch).
+    KaimingFanOut,
 }
 
 impl Init {
-    fn initializer(self) -> Initializer {
+    pub(crate) fn initializer(self) -> Initializer {
         match self {
             Init::Xavier => Initializer::XavierUniform { gain: 1.0 },
             Init::Normal(std) => Initializer::Normal { mean: 0.0, std },
+            Init::KaimingFanOut => Initializer::KaimingNormal {
+                gain: 2f64.sqrt(),
+                fan_out_only: true,
+            },
         }
     }
 }

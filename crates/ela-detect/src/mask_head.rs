@@ -73,44 +73,21 @@ impl MaskHeadConfig {
     /// Builds the branch for `in_channels` features and `maps` output maps (the classes, plus
     /// torchvision's background map).
     pub fn init(&self, in_channels: usize, maps: usize, device: &Device) -> MaskHead {
-        let kaiming = Initializer::KaimingNormal {
-            gain: 2f64.sqrt(),
-            fan_out_only: true,
-        };
         let convs = (0..self.convs)
             .map(|i| {
                 let input = if i == 0 { in_channels } else { self.channels };
-                let mut c = conv([input, self.channels], 3, Init::Xavier, device);
-                c.weight = kaiming.init_with(
-                    [self.channels, input, 3, 3],
-                    Some(input * 9),
-                    Some(self.channels * 9),
-                    device,
-                );
-                c
+                conv([input, self.channels], 3, Init::KaimingFanOut, device)
             })
             .collect();
         let mut upsample = ConvTranspose2dConfig::new([self.channels, self.channels], [2, 2])
             .with_stride([2, 2])
+            .with_initializer(Init::KaimingFanOut.initializer())
             .init(device);
-        upsample.weight = kaiming.init_with(
-            [self.channels, self.channels, 2, 2],
-            Some(self.channels * 4),
-            Some(self.channels * 4),
-            device,
-        );
         upsample.bias = Some(Initializer::Zeros.init([self.channels], device));
-        let mut logits = conv([self.channels, maps], 1, Init::Xavier, device);
-        logits.weight = kaiming.init_with(
-            [maps, self.channels, 1, 1],
-            Some(self.channels),
-            Some(maps),
-            device,
-        );
         MaskHead {
             convs,
             upsample,
-            logits,
+            logits: conv([self.channels, maps], 1, Init::KaimingFanOut, device),
         }
     }
 }
