@@ -174,15 +174,18 @@ fn parse(row: &Row, flags: Vec<String>) -> Result<DetectTrainArgs> {
 fn run_name(r: &DetectRow, scale: Scale) -> String {
     match scale {
         Scale::Full => r.row.name.clone(),
-        Scale::Smoke => format!(
-            "{}-{}",
-            r.full.detector.name(),
-            if r.full.ela {
-                "ela".to_string()
-            } else {
-                r.full.attention.to_string()
-            }
-        ),
+        Scale::Smoke => format!("{}-{}", r.full.detector.name(), r.method()),
+    }
+}
+
+impl DetectRow {
+    /// `ela`, or the backbone's attention option.
+    fn method(&self) -> String {
+        if self.full.ela {
+            "ela".into()
+        } else {
+            self.full.attention.to_string()
+        }
     }
 }
 
@@ -347,6 +350,8 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
 struct DetectRowResult {
     row: String,
     detector: String,
+    depth: usize,
+    attention: String,
     paper: DetectPaper,
     parameters: usize,
     trainable: usize,
@@ -380,6 +385,8 @@ fn write_results(
         let mut result = DetectRowResult {
             row: r.row.name.clone(),
             detector: r.full.detector.name().into(),
+            depth: r.full.depth,
+            attention: r.method(),
             paper: r.paper.clone(),
             parameters: model.parameter_count(),
             trainable: model.trainable_parameter_count(),
@@ -423,7 +430,19 @@ fn write_results(
     Ok(())
 }
 
+/// Where an attention option stands in Table 5's order.
+fn paper_position(attention: &str) -> usize {
+    ["none", "se", "eca", "nl", "gc", "rla", "mrla-l", "ela"]
+        .iter()
+        .position(|a| *a == attention)
+        .unwrap_or(usize::MAX)
+}
+
 fn pm(values: &[f64]) -> String {
+    // COCOeval's −1: the split has no ground truth in that area range.
+    if values.iter().any(|v| *v < 0.0) {
+        return "n/a".into();
+    }
     match mean_std(values) {
         None => "not run".into(),
         Some((m, None)) => format!("{m:.1}"),
@@ -485,8 +504,10 @@ fn markdown(
             "AP | AP50 | AP75 | mask AP | mask AP50 | mask AP75",
         ),
     ] {
-        let rows: Vec<&DetectRowResult> =
+        let mut rows: Vec<&DetectRowResult> =
             results.iter().filter(|r| r.detector == detector).collect();
+        // The paper's order: by depth, then plain, SE, ECA, NL, GC, RLA, MRLA-L, ELA.
+        rows.sort_by_key(|r| (r.depth, paper_position(&r.attention)));
         if rows.is_empty() {
             continue;
         }
@@ -498,7 +519,7 @@ fn markdown(
             md,
             "## {title}\n\n| row | params paper | params ours (trainable / all) | {} | runs | train s/epoch |\n|{}",
             cells.join(" | "),
-            "---|".repeat(10)
+            "---|".repeat(11)
         )
         .ok();
         for r in rows {
