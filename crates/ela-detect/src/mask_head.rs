@@ -79,11 +79,19 @@ impl MaskHeadConfig {
                 conv([input, self.channels], 3, Init::KaimingFanOut, device)
             })
             .collect();
-        let mut upsample = ConvTranspose2dConfig::new([self.channels, self.channels], [2, 2])
+        let c = self.channels;
+        let mut upsample = ConvTranspose2dConfig::new([c, c], [2, 2])
             .with_stride([2, 2])
-            .with_initializer(Init::KaimingFanOut.initializer())
             .init(device);
-        upsample.bias = Some(Initializer::Zeros.init([self.channels], device));
+        // Burn's transposed convolution passes no fans to its initializer: give them here
+        // (PyTorch's fan-out of a `[in, out, 2, 2]` weight is `in · 4`).
+        upsample.weight = Init::KaimingFanOut.initializer().init_with(
+            [c, c, 2, 2],
+            Some(c * 4),
+            Some(c * 4),
+            device,
+        );
+        upsample.bias = Some(Initializer::Zeros.init([c], device));
         MaskHead {
             convs,
             upsample,
