@@ -150,10 +150,10 @@ fn build_hint(backend: Backend) -> &'static str {
     }
 }
 
-/// Runs `ela <task> <args>` in the caller's directory and propagates its exit status.
-pub fn run(binary: &Path, task: &str, args: &[String]) -> Result<()> {
+/// Runs `ela <args>` (the command first) in the caller's directory and propagates its exit
+/// status.
+pub fn run(binary: &Path, args: &[String]) -> Result<()> {
     let status = Command::new(binary)
-        .arg(task)
         .args(args)
         .status()
         .with_context(|| format!("cannot run {}", binary.display()))?;

@@ -124,7 +124,13 @@ pub fn train_step(net: ElaResNet, device: &Device) -> Step {
         .init(device)
         .forward(logits.clone(), y);
     let grads = GradientsParams::from_grads(loss.backward(), &net);
-    let mut optim = ela_train::train::sgd(0.9, 1e-4, true, &net);
+    let mut optim = ela_train::runtime::SgdSettings {
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+        decay_norm_and_bias: true,
+    }
+    .init(&net);
     let after = optim.step(0.1, net, grads);
     Step {
         loss: loss.into_scalar::<f32>(),

@@ -21,6 +21,9 @@ use crate::default_skips;
 /// The flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectBenchConfig {
+    /// The task: `detect` (these flags), or `classify` (`ela bench --help`).
+    #[arg(long, value_enum, default_value = "detect")]
+    pub task: ela_train::runtime::TaskName,
     /// Backbone depth (ImageNet ResNet).
     #[arg(long, default_value_t = 50)]
     pub depth: usize,
@@ -195,16 +198,11 @@ pub fn run_detect(config: &DetectBenchConfig) -> Result<DetectBenchReport> {
     let rois_per_image = 512;
     for round in 0..config.warmup + config.rounds {
         for v in variants.iter_mut() {
-            let det = detector(if v.name == "none" {
-                AttentionKind::None
-            } else {
-                AttentionKind::MrlaB
-            });
             let mut step_rng = StdRng::seed_from_u64(config.seed + round as u64);
             let start = Instant::now();
-            let losses =
-                v.model
-                    .losses(&det, images.clone(), &sizes, &targets, false, &mut step_rng);
+            let losses = v
+                .model
+                .losses(images.clone(), &sizes, &targets, false, &mut step_rng)?;
             let loss = losses.total();
             let grads = GradientsParams::from_grads(loss.backward(), &v.model);
             v.model = v.optim.step(1e-4, v.model.clone(), grads);

@@ -55,6 +55,10 @@ use ela_train::backend::{self, Backend};
 /// What to benchmark.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct BenchConfig {
+    /// The task: `classify` (these flags), or `detect` (`ela bench --task detect --help`).
+    #[arg(long, value_enum, default_value = "classify")]
+    #[serde(skip)]
+    pub task: ela_train::runtime::TaskName,
     /// ResNet family: `cifar` (depths 9n + 2) or `imagenet` (depths 18, 34, 50, 101, 152).
     #[arg(long, default_value = "cifar")]
     #[serde(default)]
@@ -315,6 +319,7 @@ mod tests {
     #[test]
     fn results_go_to_target_bench_unless_named() {
         let mut config = BenchConfig {
+            task: Default::default(),
             arch: Arch::Cifar,
             depths: vec![20, 56, 110],
             batch_size: 32,

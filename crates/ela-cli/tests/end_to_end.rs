@@ -2,9 +2,9 @@
 //! tempdir: it must learn, prune at its window ends, and leave a complete run directory.
 
 use clap::Parser;
-use ela_cli::training;
+use ela_cli::training::{self, Launch};
 use ela_records::PruningRecord;
-use ela_train::train::TrainConfig;
+use ela_train::classify::TrainConfig;
 
 #[derive(Parser)]
 struct Cli {
@@ -45,14 +45,14 @@ fn ela_learns_mnist_and_records_its_pruning_decisions() {
         "--out",
         out_str,
     ]);
-    let finished = training::run(&cfg).unwrap();
+    let finished = training::run(&Launch::Classify(Box::new(cfg)), false).unwrap();
     let summary = &finished.summary;
 
     // Real learning: chance is 10%.
+    let accuracy = summary.get("test_acc").unwrap();
     assert!(
-        summary.test_acc > 60.0,
-        "test accuracy {:.2}% after 3 epochs",
-        summary.test_acc
+        accuracy > 60.0,
+        "test accuracy {accuracy:.2}% after 3 epochs"
     );
 
     // The pruning record: one entry per window, scores for exactly the active non-first
@@ -200,7 +200,8 @@ fn invalid_flags_are_rejected_before_any_work() {
     ] {
         let mut all = args.clone();
         all.extend(["--out", out_str]);
-        let err = format!("{:#}", training::run(&config(&all)).unwrap_err());
+        let launch = Launch::Classify(Box::new(config(&all)));
+        let err = format!("{:#}", training::run(&launch, false).unwrap_err());
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!out.exists(), "{args:?} created the run directory");
     }

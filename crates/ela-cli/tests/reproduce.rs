@@ -3,9 +3,12 @@
 
 use std::path::Path;
 
-use ela_cli::reproduce::{ReproduceArgs, RunState, Scale, reproduce, rows, run_config, run_state};
+use ela_cli::reproduce::{
+    PaperValue, ReproduceArgs, RunState, Scale, reproduce, rows, run_config, run_state,
+};
+use ela_records::{RunSummary, TaskKind, Value};
 use ela_train::backend::Backend;
-use ela_train::train::{DatasetName, Method, RunSummary};
+use ela_train::classify::{DatasetName, Method};
 
 fn experiments(root: &Path) -> std::path::PathBuf {
     let dir = root.join("experiments");
@@ -30,6 +33,7 @@ fn experiments(root: &Path) -> std::path::PathBuf {
 fn args(root: &Path) -> ReproduceArgs {
     ReproduceArgs {
         table: "4".into(),
+        task: None,
         rows: Vec::new(),
         runs: 3,
         seed: 10,
@@ -44,14 +48,28 @@ fn args(root: &Path) -> ReproduceArgs {
 
 fn finish(dir: &Path, seed: u64, acc: f64, skipped: Vec<usize>) {
     std::fs::create_dir_all(dir).unwrap();
+    summary(
+        dir,
+        seed,
+        TaskKind::Classify,
+        vec![Value::new("test_acc", acc)],
+        skipped,
+    );
+}
+
+/// Writes the `summary.json` of a finished run of `task` with `values` at its last epoch.
+fn summary(dir: &Path, seed: u64, task: TaskKind, values: Vec<Value>, skipped: Vec<usize>) {
+    std::fs::create_dir_all(dir).unwrap();
     let s = RunSummary {
+        task,
         run_dir: dir.to_path_buf(),
         git_revision: "test".into(),
         seed,
         device: "cpu".into(),
         parameters: 1,
-        test_acc: acc,
-        test_loss: 0.1,
+        trainable_parameters: 1,
+        epochs: 2,
+        final_values: values,
         skipped,
         train_seconds: vec![2.0, 4.0],
         total_seconds: 7.0,
@@ -68,8 +86,8 @@ fn smoke_runs_train_the_embedded_sample_at_capped_depth() {
     assert_eq!(table, "table4");
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["cifar100-resnet20-fixed", "cifar100-resnet56-ebqm"]);
-    assert_eq!(rows[1].paper.top1, Some(74.31));
-    assert_eq!(rows[1].paper.top1_std, Some(0.24));
+    let paper: PaperValue = rows[1].paper().unwrap();
+    assert_eq!((paper.top1, paper.top1_std), (Some(74.31), Some(0.24)));
 
     let out = tmp.path().join("run");
     let smoke = run_config(&rows[1], 11, Scale::Smoke, Backend::Cpu, &out).unwrap();
@@ -157,7 +175,11 @@ fn a_row_without_finished_runs_says_not_run() {
     let mut a = args(tmp.path());
     a.dry_run = true;
     let out = reproduce(&a).unwrap();
-    assert!(!out.exists(), "a dry run writes nothing");
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        md.contains("| cifar100-resnet20-fixed | 73.79 | not run | 0 |"),
+        "a dry run writes the table of what is finished: {md}"
+    );
     let dir = a
         .runs_dir
         .join("smoke/table4/cifar100-resnet20-fixed/seed-10");
@@ -201,7 +223,8 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
         .iter()
         .find(|r| r.name == "imagenet-resnet50-ela")
         .unwrap();
-    assert_eq!(ela50.paper.train_hours, Some(2.6));
+    let paper: PaperValue = ela50.paper().unwrap();
+    assert_eq!(paper.train_hours, Some(2.6));
     let out = Path::new("unused");
     let full = run_config(ela50, 1, Scale::Full, Backend::Cpu, out).unwrap();
     assert_eq!(
@@ -261,7 +284,7 @@ fn imagenet_rows_run_full_on_imagenet_and_smoke_as_cifar_resnet29() {
         "cmd",
         &[ela_cli::reproduce::RowResult {
             row: "imagenet-resnet50-ela".into(),
-            paper: ela50.paper.clone(),
+            paper,
             seeds: vec![1],
             test_acc: vec![77.0],
             skipped: vec![vec![1]],
@@ -288,6 +311,7 @@ fn table5_rows_resolve_share_smoke_runs_and_report_beside_the_paper() {
     assert_eq!((table.as_str(), all.len()), ("table5", 28));
     let mut a = ReproduceArgs {
         table: "table5".into(),
+        task: None,
         rows: vec![
             "mask-rcnn-r50-ela".into(),
             "mask-rcnn-r101-ela".into(),
@@ -309,24 +333,35 @@ fn table5_rows_resolve_share_smoke_runs_and_report_beside_the_paper() {
     };
     reproduce(&every).unwrap();
 
-    // One finished smoke run of Mask R-CNN with ELA, 2 epochs.
+    // One finished smoke run of Mask R-CNN with ELA: box AP 0.2, mask AP 0.1 at its last epoch.
     let run = dir.path().join("runs/smoke/table5/mask-rcnn-ela/seed-7");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::write(run.join("model.bpk"), b"weights").unwrap();
-    let stats = |ap: f64| {
-        serde_json::json!({"AP": ap, "AP50": 2.0 * ap, "AP75": ap / 2.0, "APs": 0.0, "APm": 0.0,
-            "APl": 0.0, "AR1": 0.0, "AR10": 0.0, "AR100": 0.0, "ARs": 0.0, "ARm": 0.0, "ARl": 0.0})
+    let stats = |prefix: &str, ap: f64| {
+        ela_detect::CocoStats::KEYS
+            .iter()
+            .map(|k| {
+                let v = match *k {
+                    "AP" => ap,
+                    "AP50" => 2.0 * ap,
+                    "AP75" => ap / 2.0,
+                    _ => 0.0,
+                };
+                Value::new(format!("{prefix}{k}"), v)
+            })
+            .collect::<Vec<_>>()
     };
-    let epoch = |e: usize, ap: f64| {
-        serde_json::json!({"epoch": e, "lr": 0.02, "loss_rpn_cls": 0.1, "loss_rpn_bbox": 0.1,
-            "loss_cls": 0.5, "loss_bbox": 0.5, "loss_mask": 0.4, "coco": stats(ap),
-            "segm": stats(ap / 2.0), "train_seconds": 30.0, "skipped": [7]})
-    };
-    std::fs::write(
-        run.join("epochs.json"),
-        serde_json::to_string(&[epoch(1, 0.1), epoch(2, 0.2)]).unwrap(),
-    )
-    .unwrap();
+    let mut values = stats("", 0.2);
+    values.extend(stats("segm_", 0.1));
+    summary(&run, 7, TaskKind::Detect, values, vec![7]);
+    // A --task that is not the table's is refused.
+    let err = format!(
+        "{:#}",
+        reproduce(&ReproduceArgs {
+            task: Some(ela_train::runtime::TaskName(TaskKind::Classify)),
+            ..a.clone()
+        })
+        .unwrap_err()
+    );
+    assert!(err.contains("table5's rows are detect configs"), "{err}");
     a.dry_run = false;
     // The RLA row has no run: a dry run lists it, a real one would train it; leave it out.
     a.rows.pop();

@@ -1,14 +1,19 @@
 //! `ela train --task detect`: the flags, and the configuration they resolve to (what
-//! `config.json` of the run holds, and what `--resume` reads back).
+//! `config.json` of the run holds, what `--resume` reads back, and the runtime's settings it
+//! gives).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use ela_detect::DetectorConfig;
-use ela_model::AttentionKind;
-use ela_prune::{PruneMethod, PruningSchedule, SchedulePreset};
-use ela_train::backend::Backend;
-use ela_train::train::options::{Method, PruneArgs};
+use ela_model::{AttentionKind, SkipMode};
+use ela_prune::{KlDirection, PruneMethod, PruningSchedule, SchedulePreset};
+use ela_records::ResumeOverride;
+use ela_train::backend::{Backend, Precision};
+use ela_train::classify::options::{Method, PruneArgs};
+use ela_train::runtime::session::utc_stamp;
+use ela_train::runtime::{DeviceArgs, PruneSetup, RunSettings, SgdSettings, TaskConfig, TaskName};
+use ela_train::schedule::{Length, LrSchedule, Shape, Warmup, WarmupStart};
 use serde::{Deserialize, Serialize};
 
 /// Which detection data.
@@ -42,9 +47,12 @@ impl DetectorKind {
     }
 }
 
-/// The flags.
+/// The flags of `ela train --task detect`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectTrainArgs {
+    /// The task: `detect` (these flags), or `classify` (`ela train --help`).
+    #[arg(long, value_enum, default_value = "detect")]
+    pub task: TaskName,
     /// Detector: Faster R-CNN, or Mask R-CNN (which also needs the objects' masks).
     #[arg(long, value_enum, default_value = "faster-rcnn")]
     pub detector: DetectorKind,
@@ -66,7 +74,8 @@ pub struct DetectTrainArgs {
     /// Backbone attention: ela (MRLA-B with pruning), or any attention of the model crate.
     #[arg(long, value_enum, default_value = "ela")]
     pub attention: Method,
-    /// ImageNet-pretrained backbone weights (safetensors, as `ela` exports them).
+    /// ImageNet-pretrained backbone weights: a classification run's `model.safetensors`, an
+    /// official MRLA checkpoint or torchvision ResNet weights.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
     /// Stem and stages frozen (MMDetection `frozen_stages`; default 1 with --pretrained, else
@@ -108,21 +117,28 @@ pub struct DetectTrainArgs {
     /// RoIs sampled per image (default: 512 on COCO, 128 on digits).
     #[arg(long)]
     pub roi_samples: Option<usize>,
-    /// Seed.
+    /// Seed of initialization, data order, flips and sampling.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Backend.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: Backend,
-    /// Device index.
-    #[arg(long, default_value_t = 0)]
-    pub device: usize,
-    /// Run directory (default: runs/detect-<dataset>-r<depth>-<attention>-s<seed>).
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub devices: DeviceArgs,
+    /// Data-loader worker threads (each reads and decodes whole batches).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Run directory (default: runs/<detector>-<dataset>-r<depth>-<attention>-<UTC time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run in this directory from its newest complete checkpoint.
+    /// Continue the run in this directory from its newest complete checkpoint, with its own
+    /// configuration (every other flag is ignored, except --lr, which replaces the base
+    /// learning rate).
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Read flags from a TOML file (`depth = 101` is `--depth 101`; `[paper]` is metadata); may
+    /// be given several times: a later file wins over an earlier one, and flags on the command
+    /// line win over every file.
+    #[arg(long = "config", value_name = "FILE.toml")]
+    pub config_files: Vec<PathBuf>,
     /// Pruning (ELA only); windows default to the COCO preset (epochs 1 and 7 of 12) scaled to
     /// --epochs, EBQM α 2, β 5, τ 0.2.
     #[command(flatten)]
@@ -179,8 +195,14 @@ pub struct DetectRunConfig {
     pub seed: u64,
     /// Backend.
     pub backend: Backend,
-    /// Device index.
-    pub device: usize,
+    /// Training devices' indices; the first is the main one.
+    pub devices: Vec<usize>,
+    /// Float type of every tensor.
+    #[serde(default)]
+    pub precision: Precision,
+    /// Data-loader worker threads.
+    #[serde(default = "one")]
+    pub workers: usize,
     /// Run directory.
     pub out: PathBuf,
     /// Pruning windows (ELA).
@@ -190,7 +212,14 @@ pub struct DetectRunConfig {
     /// KL ε.
     pub kl_eps: f64,
     /// KL direction.
-    pub kl_direction: ela_prune::KlDirection,
+    pub kl_direction: KlDirection,
+    /// What resumes changed, with the epoch each took effect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resume_overrides: Vec<ResumeOverride>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl DetectTrainArgs {
@@ -207,6 +236,13 @@ impl DetectTrainArgs {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
+        if self.workers == 0 {
+            bail!("--workers must be at least 1");
+        }
+        if self.limit_train == Some(0) || self.limit_val == Some(0) {
+            bail!("--limit-train/--limit-val must be at least 1");
+        }
+        self.devices.check(batch_size)?;
         let scale = match self.scale.as_slice() {
             [] if coco => (1333, 800),
             [] => (128, 128),
@@ -239,8 +275,8 @@ impl DetectTrainArgs {
             .clone()
             .unwrap_or_else(|| PathBuf::from(if coco { "data/coco" } else { "data/digits-det" }));
         let out = self.out.clone().unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "runs/{}-{}-r{depth}-{}-s{}",
+            PathBuf::from("runs").join(format!(
+                "{}-{}-r{depth}-{}-{}",
                 self.detector.name(),
                 if coco { "coco" } else { "digits" },
                 if ela {
@@ -248,9 +284,14 @@ impl DetectTrainArgs {
                 } else {
                     attention.to_string()
                 },
-                self.seed
+                utc_stamp()
             ))
         });
+        if let Some(path) = &self.pretrained
+            && !path.is_file()
+        {
+            bail!("--pretrained: {} is not a file", path.display());
+        }
         let config = DetectRunConfig {
             detector: self.detector,
             dataset: self.dataset,
@@ -276,15 +317,19 @@ impl DetectTrainArgs {
             head_width: pick(self.head_width, 1024, 256),
             roi_samples: pick(self.roi_samples, 512, 128),
             seed: self.seed,
-            backend: self.backend,
-            device: self.device,
+            backend: self.devices.backend,
+            devices: self.devices.indices(),
+            precision: self.devices.precision,
+            workers: self.workers,
             out,
             schedule,
             method,
             kl_eps: self.prune.kl_eps,
             kl_direction: self.prune.kl_direction,
+            resume_overrides: Vec::new(),
         };
         config.detector(80)?;
+        config.settings()?;
         Ok(config)
     }
 }
@@ -312,5 +357,113 @@ impl DetectRunConfig {
         d.backbone.norm_eval = self.norm_eval;
         d.backbone.resnet().check()?;
         Ok(d)
+    }
+}
+
+impl DetectRunConfig {
+    /// MMDetection's 1x learning rate: ×0.1 after epochs 8 and 11 of 12 (scaled to the run's
+    /// length; a drop at or after the last epoch is left out), after mmcv's linear warm-up from
+    /// 0.001 × lr over `warmup_iters` iterations.
+    pub fn lr_schedule(&self) -> LrSchedule {
+        let epochs = self.epochs;
+        let scaled = |e: usize| ((e * epochs) as f64 / 12.0).round().max(1.0) as usize;
+        let mut after = vec![scaled(8), scaled(11)];
+        after.dedup();
+        after.retain(|&s| s < epochs);
+        LrSchedule {
+            base: self.lr,
+            shape: Shape::Steps { after, gamma: 0.1 },
+            warmup: (self.warmup_iters > 0).then_some(Warmup {
+                length: Length::Iterations(self.warmup_iters),
+                start: WarmupStart::Ratio { ratio: 0.001 },
+            }),
+        }
+    }
+}
+
+impl TaskConfig for DetectRunConfig {
+    fn settings(&self) -> Result<RunSettings> {
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            bail!("--lr must be a positive number, got {}", self.lr);
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            bail!("--momentum must lie in [0, 1), got {}", self.momentum);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay must be >= 0, got {}", self.weight_decay);
+        }
+        let pruning = match (&self.schedule, self.method) {
+            (Some(windows), Some(method)) => Some(PruneSetup {
+                windows: windows.clone(),
+                method,
+                kl_eps: self.kl_eps,
+                kl_direction: self.kl_direction,
+                skip_mode: SkipMode::Full,
+            }),
+            _ => None,
+        };
+        Ok(RunSettings {
+            out: self.out.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            workers: self.workers,
+            seed: self.seed,
+            backend: self.backend,
+            devices: self.devices.clone(),
+            precision: self.precision,
+            // MMDetection's SGD: plain momentum, weight decay on every parameter.
+            sgd: SgdSettings {
+                momentum: self.momentum,
+                nesterov: false,
+                weight_decay: self.weight_decay,
+                decay_norm_and_bias: true,
+            },
+            schedule: self.lr_schedule(),
+            pruning,
+            resume_overrides: self.resume_overrides.clone(),
+        })
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn push_override(&mut self, change: ResumeOverride) {
+        self.resume_overrides.push(change);
+    }
+
+    fn set_out(&mut self, dir: &Path) {
+        self.out = dir.to_path_buf();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: DetectTrainArgs,
+    }
+
+    #[test]
+    fn the_one_x_steps_scale_with_the_run() {
+        let config = |epochs: &str| {
+            Cli::try_parse_from(["ela", "--epochs", epochs, "--warmup-iters", "0"])
+                .unwrap()
+                .args
+                .resolve()
+                .unwrap()
+                .lr_schedule()
+        };
+        let steps = |s: LrSchedule| match s.shape {
+            Shape::Steps { after, .. } => after,
+            Shape::Cosine { .. } => panic!("steps"),
+        };
+        assert_eq!(steps(config("12")), vec![8, 11]);
+        assert_eq!(steps(config("6")), vec![4]);
+        assert_eq!(config("2").warmup, None);
     }
 }

@@ -4,17 +4,21 @@
 //! statistics.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use ela_data::coco::CocoSplit;
 use ela_data::detection::DetectionItem;
 use ela_data::masks::CompressedRle;
 use ela_detect::roi_head::Detection;
-use ela_detect::{CocoStats, Detector, DetectorConfig, IouType, evaluate_files, paste_mask};
+use ela_detect::{CocoStats, DetectorConfig, IouType, evaluate_files, paste_mask};
 use serde::{Deserialize, Serialize};
 
-use crate::data::DetectData;
+use crate::data::{DetectBatcher, DetectData, EvalBatches};
+use crate::model::DetectionModel;
 
 /// One detection as COCO's results files hold it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,35 +60,22 @@ impl CocoResult {
     }
 }
 
-/// Detects every image of `split` in batches of `batch` (eval mode, on `device`).
+/// Detects every image of `split` in batches of `batch` (the model in eval mode, on `device`).
 pub fn detect_split(
-    model: &Detector,
-    config: &DetectorConfig,
+    model: &DetectionModel,
     data: &DetectData,
-    split: &CocoSplit,
+    split: &Arc<CocoSplit>,
     batch: usize,
     device: &Device,
 ) -> Result<Vec<CocoResult>> {
-    let categories = split.instances.category_ids();
-    let positions: Vec<usize> = (0..split.images.len()).collect();
+    let batches = EvalBatches::new(data, split.clone(), batch);
+    let batcher = DetectBatcher::new(data.pipeline.clone());
     let mut out = Vec::new();
-    for chunk in positions.chunks(batch.max(1)) {
-        let items = data.items(split, chunk, None)?;
-        let images = data.pipeline.collate(&items, device);
-        let sizes: Vec<(usize, usize)> = items.iter().map(|i| i.size).collect();
-        let detected = model.detect(config, images, &sizes);
-        for ((item, dets), &p) in items.iter().zip(detected).zip(chunk) {
-            let original = (split.images[p].height, split.images[p].width);
-            for d in &dets {
-                out.push(CocoResult::new(
-                    config,
-                    item,
-                    original,
-                    categories[d.class],
-                    d,
-                ));
-            }
-        }
+    for i in 0..batches.len() {
+        let items = batches
+            .get(i)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", split.annotation_file.display()))?;
+        out.extend(model.results(batcher.batch(vec![items], device)));
     }
     Ok(out)
 }

@@ -4,38 +4,39 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use ela_data::coco::{CocoCategory, read_rgb};
 use ela_data::detection::DetectionPipeline;
-use ela_detect::{Detector, DetectorConfig};
 use ela_model::Prunable;
+use ela_records::checkpoint::load_state;
 use image::RgbImage;
 
 use crate::config::DetectRunConfig;
+use crate::data::{BatchItems, DetectBatcher};
 use crate::evaluate::CocoResult;
-
-/// The categories file a run writes beside its configuration.
-pub const CLASSES_FILE: &str = "classes.json";
+use crate::model::DetectionModel;
+use crate::task::{CLASSES_FILE, MODEL_FILE};
 
 /// A detector ready for inference.
 #[derive(Debug)]
 pub struct TrainedDetector {
     /// The model (eval mode).
-    pub model: Detector,
-    /// Its configuration.
-    pub config: DetectorConfig,
+    pub model: DetectionModel,
     /// The input pipeline (no flip).
     pub pipeline: DetectionPipeline,
     /// Categories in class-index order.
     pub categories: Vec<CocoCategory>,
+    /// The files it was read from.
+    pub files: Vec<PathBuf>,
 }
 
 impl TrainedDetector {
     /// Loads the run that `weights` names: a run directory, or a `.bpk` file inside one.
     pub fn load(weights: &Path, device: &Device) -> Result<Self> {
         let (dir, file): (PathBuf, PathBuf) = if weights.is_dir() {
-            (weights.to_path_buf(), weights.join("model.bpk"))
+            (weights.to_path_buf(), weights.join(MODEL_FILE))
         } else {
             let dir = weights
                 .parent()
@@ -76,13 +77,15 @@ impl TrainedDetector {
             .with_context(|| format!("--weights: cannot read {}", file.display()))?;
         let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .with_context(|| format!("--weights: {} is not a Burn record", file.display()))?;
-        let model = config.init(device)?.load_record(record);
-        if model.parameter_count() == 0 {
+        let detector = config.init(device)?.load_record(record);
+        if detector.parameter_count() == 0 {
             bail!("--weights: {} holds an empty model", file.display());
         }
+        let model = DetectionModel::new(detector, categories.iter().map(|c| c.id).collect());
         // ELA's skip flags are not part of the record: a checkpoint's come from its state, the
         // final model's from `pruning.json`.
-        if let Some(flags) = skip_flags(&dir, &file)? {
+        let (flags, flags_file) = skip_flags(&dir, &file)?;
+        if let Some(flags) = flags {
             model.set_skip_flags(&flags).with_context(|| {
                 format!(
                     "--weights: the skip flags of {} do not fit the model",
@@ -90,40 +93,42 @@ impl TrainedDetector {
                 )
             })?;
         }
+        let files = [dir.join("config.json"), dir.join(CLASSES_FILE), file]
+            .into_iter()
+            .chain(flags_file)
+            .collect();
         Ok(Self {
             model,
-            config,
             pipeline: DetectionPipeline {
                 scale: run.scale,
                 ..DetectionPipeline::mmdet()
             },
             categories,
+            files,
         })
     }
 }
 
-/// The skip flags that go with `file` of the run in `dir`, if the run pruned.
-fn skip_flags(dir: &Path, file: &Path) -> Result<Option<Vec<bool>>> {
+/// The skip flags that go with `file` of the run in `dir`, if the run pruned, and the file they
+/// come from.
+fn skip_flags(dir: &Path, file: &Path) -> Result<(Option<Vec<bool>>, Option<PathBuf>)> {
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if let Some(epoch) = name
         .strip_prefix("model-")
         .and_then(|n| n.strip_suffix(".bpk"))
+        .and_then(|n| n.parse::<usize>().ok())
     {
-        let state = file.with_file_name(format!("state-{epoch}.json"));
-        let text = std::fs::read_to_string(&state)
-            .with_context(|| format!("--weights: cannot read {}", state.display()))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("--weights: {} is not a checkpoint state", state.display()))?;
-        let flags = value["skip_flags"]
-            .as_array()
-            .map(|a| a.iter().map(|b| b.as_bool().unwrap_or(false)).collect());
-        return Ok(flags);
+        let folder = file.parent().unwrap_or(Path::new("."));
+        let state = load_state(folder, epoch).context("--weights")?;
+        let path = ela_records::checkpoint::state_path(folder, epoch);
+        return Ok((Some(state.skip_flags), Some(path)));
     }
     let pruning = dir.join("pruning.json");
     if !pruning.exists() {
-        return Ok(None);
+        return Ok((None, None));
     }
-    Ok(Some(ela_records::read_pruning(&pruning)?.final_mask))
+    let flags = ela_records::read_pruning(&pruning)?.final_mask;
+    Ok((Some(flags), Some(pruning)))
 }
 
 impl TrainedDetector {
@@ -140,24 +145,15 @@ impl TrainedDetector {
             .pipeline
             .apply(image_id, &rgb, &empty, None)
             .map_err(anyhow::Error::msg)?;
-        let images = self.pipeline.collate(std::slice::from_ref(&item), device);
-        let detections = self
-            .model
-            .detect(&self.config, images, &[item.size])
-            .remove(0);
         let original = (rgb.height() as usize, rgb.width() as usize);
-        let results = detections
-            .iter()
-            .map(|d| {
-                CocoResult::new(
-                    &self.config,
-                    &item,
-                    original,
-                    self.categories[d.class].id,
-                    d,
-                )
-            })
-            .collect();
-        Ok((rgb, results))
+        let batch = DetectBatcher::new(self.pipeline.clone()).batch(
+            vec![BatchItems {
+                items: vec![item],
+                originals: vec![original],
+                seed: 0,
+            }],
+            device,
+        );
+        Ok((rgb, self.model.results(batch)))
     }
 }

@@ -1,23 +1,39 @@
-//! Training ELA detectors (paper §4.2): MMDetection's 1x recipe on COCO, or the offline digit
-//! set by default, with ELA's pruning step through `ela-train`'s task-agnostic
-//! [`PruningController`](ela_train::pruning::PruningController), atomic per-epoch checkpoints,
-//! resume, and COCO statistics after every epoch.
+//! Object detection on the training runtime (paper §4.2): Faster and Mask R-CNN with FPN,
+//! MMDetection's 1x recipe on COCO or the offline digit set by default, with ELA's pruning step,
+//! checkpoints, resume, data parallelism and precision all from `ela-train`'s runtime, and COCO
+//! statistics after every epoch.
 //!
-//! - [`config`]: the flags of `ela train --task detect` and the resolved run configuration.
-//! - [`data`]: the training and validation splits through the detection pipeline.
-//! - [`schedule`]: the learning rate (linear warm-up, steps after epochs 8 and 11 of 12).
+//! - [`config`]: the flags of `ela train --task detect`, the resolved run configuration and the
+//!   runtime's settings it gives.
+//! - [`data`]: the training and validation splits through the detection pipeline, as the
+//!   datasets of the runtime's loaders (a whole batch per item).
+//! - [`model`]: the detector with Burn's train and inference steps.
+//! - [`task`]: [`Detection`], the task the runtime trains: values, evaluation, records.
 //! - [`evaluate`]: detections of a split in COCO's result format and their statistics.
-//! - [`metrics`]: per-epoch losses and COCO statistics, `metrics.csv` and `coco.json`.
 //! - [`infer`]: a trained detector loaded from its run directory, for single images.
-//! - [`run`]: the training loop, its checkpoints and resume.
 
 pub mod config;
 pub mod data;
 pub mod evaluate;
 pub mod infer;
-pub mod metrics;
-pub mod run;
-pub mod schedule;
+pub mod model;
+pub mod task;
+
+use std::path::Path;
+
+use anyhow::Result;
+use ela_records::RunSummary;
 
 pub use config::{DetectRunConfig, DetectTrainArgs};
-pub use run::{DetectSummary, resume, train};
+pub use model::DetectionModel;
+pub use task::Detection;
+
+/// Trains a detector as the flags say, in a new run directory.
+pub fn train(args: &DetectTrainArgs) -> Result<RunSummary> {
+    ela_train::runtime::train::<Detection>(args.resolve()?)
+}
+
+/// Continues the detection run in `dir` (see [`ela_train::runtime::resume`]).
+pub fn resume(dir: &Path, lr: Option<f64>) -> Result<RunSummary> {
+    ela_train::runtime::resume::<Detection>(dir, lr)
+}

@@ -7,7 +7,8 @@ use ela_detect::IouType;
 use ela_detect_train::data::DetectData;
 use ela_detect_train::evaluate::{detect_split, score};
 use ela_detect_train::infer::TrainedDetector;
-use ela_detect_train::{DetectTrainArgs, resume, train};
+use ela_detect_train::{DetectTrainArgs, DetectionModel, resume, train};
+use ela_records::read_metrics;
 
 #[derive(Parser)]
 struct Cli {
@@ -49,38 +50,47 @@ fn digit_detector_learns_prunes_and_resumes() {
     let detector = config.detector(digits.train.num_classes()).unwrap();
     let device = burn::tensor::Device::flex();
     device.seed(config.seed);
-    let untrained = detector.init(&device).unwrap();
-    let results = detect_split(&untrained, &detector, &digits, &digits.val, 4, &device).unwrap();
+    let ids = digits.train.instances.category_ids();
+    let untrained = DetectionModel::new(detector.init(&device).unwrap(), ids);
+    let results = detect_split(&untrained, &digits, &digits.val, 4, &device).unwrap();
     let untrained_file = dir.path().join("untrained.json");
     let before = score(&digits.val, &results, &untrained_file, IouType::Bbox).unwrap();
     let before_segm = score(&digits.val, &results, &untrained_file, IouType::Segm).unwrap();
 
     let summary = train(&args).unwrap();
-    let last = summary.epochs.last().unwrap();
+    let epochs = read_metrics(&out.join("metrics.csv")).unwrap();
+    let last = epochs.last().unwrap();
+    let ap50 = last.get("AP50").unwrap();
     println!(
-        "AP50 untrained {:.4}, after {} epochs {:.4} (AP {:.4})",
-        before.ap50, last.epoch, last.coco.ap50, last.coco.ap
+        "AP50 untrained {:.4}, after {} epochs {ap50:.4} (AP {:.4})",
+        before.ap50,
+        last.epoch,
+        last.value("AP")
     );
     assert!(
-        last.coco.ap50 > 0.04 && last.coco.ap50 > 4.0 * before.ap50,
-        "AP50 {:.4} after training, {:.4} untrained",
-        last.coco.ap50,
+        ap50 > 0.04 && ap50 > 4.0 * before.ap50,
+        "AP50 {ap50:.4} after training, {:.4} untrained",
         before.ap50
     );
-    let segm = last.segm.expect("Mask R-CNN runs score masks");
+    assert_eq!(
+        summary.get("AP50"),
+        Some(ap50),
+        "the summary holds the last epoch"
+    );
+    let segm50 = last.get("segm_AP50").expect("Mask R-CNN runs score masks");
     println!(
-        "mask AP50 untrained {:.4}, after training {:.4} (AP {:.4})",
-        before_segm.ap50, segm.ap50, segm.ap
+        "mask AP50 untrained {:.4}, after training {segm50:.4} (AP {:.4})",
+        before_segm.ap50,
+        last.value("segm_AP")
     );
     assert!(
-        segm.ap50 > 0.02 && segm.ap50 > 4.0 * before_segm.ap50,
-        "mask AP50 {:.4} after training, {:.4} untrained",
-        segm.ap50,
+        segm50 > 0.02 && segm50 > 4.0 * before_segm.ap50,
+        "mask AP50 {segm50:.4} after training, {:.4} untrained",
         before_segm.ap50
     );
     // Losses fell, the mask loss among them.
-    assert!(summary.epochs[2].loss() < summary.epochs[0].loss());
-    assert!(summary.epochs[2].loss_mask.unwrap() < summary.epochs[0].loss_mask.unwrap());
+    assert!(epochs[2].value("loss") < epochs[0].value("loss"));
+    assert!(epochs[2].value("loss_mask") < epochs[0].value("loss_mask"));
 
     // Pruning: a decision at the end of epochs 1 and 2, one more block skipped each time.
     let record: serde_json::Value =
@@ -96,7 +106,7 @@ fn digit_detector_learns_prunes_and_resumes() {
             .count()
     };
     assert_eq!((skipped(&windows[0]), skipped(&windows[1])), (1, 2));
-    assert_eq!(last.skipped.len(), 2);
+    assert_eq!(summary.skipped.len(), 2);
 
     // The run directory: records, per-epoch COCO statistics, checkpoints of the last two epochs.
     for f in [
@@ -106,6 +116,7 @@ fn digit_detector_learns_prunes_and_resumes() {
         "coco.json",
         "model.bpk",
         "val_detections.json",
+        "summary.json",
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
@@ -160,7 +171,8 @@ fn digit_detector_learns_prunes_and_resumes() {
     }
 
     // The run's report: curves, the statistics table, the pruning decisions.
-    let report = ela_report::write_detection_report(&out, &out.join("report")).unwrap();
+    let run = ela_report::Run::load(&out).unwrap();
+    let report = ela_report::write_report(&[run], &out.join("report")).unwrap();
     for name in ["curves.png", "kl.png"] {
         assert!(report.figure(name).is_some(), "{name}");
     }
@@ -170,8 +182,7 @@ fn digit_detector_learns_prunes_and_resumes() {
         "{md}"
     );
 
-    // Resuming a finished run trains nothing more and keeps its results.
-    let again = resume(&out).unwrap();
-    assert_eq!(again.epochs.len(), 3);
-    assert_eq!(again.epochs[2].coco, last.coco);
+    // A finished run has nothing to resume.
+    let err = format!("{:#}", resume(&out, None).unwrap_err());
+    assert!(err.contains("already finished all 3 epochs"), "{err}");
 }

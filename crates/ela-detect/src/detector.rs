@@ -110,6 +110,7 @@ impl DetectorConfig {
             .as_ref()
             .map(|m| m.init(c, map_count(self.roi.background, self.roi.classes), device));
         Ok(Detector {
+            config: self.clone(),
             backbone,
             fpn,
             rpn: RpnHead::new(c, self.rpn.anchors.per_location(), device),
@@ -125,9 +126,13 @@ impl DetectorConfig {
     }
 }
 
-/// The detector's modules: Faster R-CNN, or Mask R-CNN when it has a mask branch.
+/// The detector: Faster R-CNN, or Mask R-CNN when it has a mask branch, with the settings it
+/// was built from.
 #[derive(Module, Debug)]
 pub struct Detector {
+    /// What the detector was built from: its training and test settings.
+    #[module(skip)]
+    pub config: DetectorConfig,
     /// ResNet, C2–C5.
     pub backbone: Backbone,
     /// Feature pyramid.
@@ -187,6 +192,11 @@ impl Detector {
     }
 
     /// P2–P6 and the backbone's attention weights.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, 3, height, width]`
+    /// - output: level l of P2–P6 is `[batch, fpn_channels, height / 2^(l+2), width / 2^(l+2)]`
+    ///   (rounded up); attention as `ElaResNet::forward_with_attention` returns it
     pub fn features(
         &self,
         images: Tensor<4>,
@@ -196,17 +206,37 @@ impl Detector {
         (self.fpn.forward(out.stages), out.attention)
     }
 
-    /// Training losses of a batch: `images` `[B, 3, H, W]` (padded), each image's size before
-    /// padding and its ground truth.
+    /// Training losses of a batch of images with their ground truth; the backbone's attention
+    /// weights too with `collect_attention`. RoI and anchor sampling draw from `rng`.
+    ///
+    /// A Mask R-CNN needs a mask per ground-truth box: an image whose targets lack one is an
+    /// error naming it.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, 3, height, width]`, padded; `sizes[b]` is image b's `(height, width)`
+    ///   before padding
+    /// - `targets[b]`: image b's boxes `[x1, y1, x2, y2]` in its pixels, labels and masks
     pub fn losses(
         &self,
-        config: &DetectorConfig,
         images: Tensor<4>,
         sizes: &[(usize, usize)],
         targets: &[Targets],
         collect_attention: bool,
         rng: &mut StdRng,
-    ) -> DetectorLosses {
+    ) -> Result<DetectorLosses, DetectError> {
+        let config = &self.config;
+        if config.mask.is_some()
+            && let Some((b, t)) = targets
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.masks.len() != t.boxes.len())
+        {
+            return Err(DetectError::Invalid(format!(
+                "Mask R-CNN needs a mask per box: image {b} of the batch has {} boxes but {} masks",
+                t.boxes.len(),
+                t.masks.len()
+            )));
+        }
         let (pyramid, attention) = self.features(images, collect_attention);
         let rpn_out = self.rpn.forward(&pyramid);
         let anchors = config.rpn.anchors(&rpn_out.levels);
@@ -221,46 +251,39 @@ impl Detector {
         let feats = config.roi.align.forward(&pyramid[..levels], &samples.rois);
         let (logits, deltas) = self.head.forward(feats);
         let roi = roi_loss(&config.roi, &samples, logits, deltas);
-        let mask = self.mask_loss(config, &pyramid[..levels], &samples, targets);
-        DetectorLosses {
+        let mask = self.mask_loss(&pyramid[..levels], &samples, targets);
+        Ok(DetectorLosses {
             rpn_cls: rpn.cls,
             rpn_bbox: rpn.bbox,
             cls: roi.cls,
             bbox: roi.bbox,
             mask,
             attention,
-        }
+        })
     }
 
-    /// The mask branch's loss on the positive RoIs (`None` without a mask branch).
+    /// The mask branch's loss on the positive RoIs (`None` without a mask branch; every target
+    /// has its mask, see [`Detector::losses`]).
     fn mask_loss(
         &self,
-        config: &DetectorConfig,
         levels: &[Tensor<4>],
         samples: &RoiSamples,
         targets: &[Targets],
     ) -> Option<Tensor<1>> {
+        let config = &self.config;
         let (head, mask_config) = (self.mask.as_ref()?, config.mask.as_ref()?);
         let device = levels[0].device();
         let positives: Vec<MaskSample<'_>> = samples
             .positives
             .iter()
-            .map(|p| {
+            .filter_map(|p| {
                 let roi = samples.rois[p.row];
-                let mask = targets[roi.batch].masks.get(p.target).unwrap_or_else(|| {
-                    panic!(
-                        "Mask R-CNN needs a mask per box: image {} of the batch has {} boxes \
-                         but {} masks",
-                        roi.batch,
-                        targets[roi.batch].boxes.len(),
-                        targets[roi.batch].masks.len()
-                    )
-                });
-                MaskSample {
+                let mask = targets[roi.batch].masks.get(p.target)?;
+                Some(MaskSample {
                     roi,
                     class: p.class,
                     mask,
-                }
+                })
             })
             .collect();
         if positives.is_empty() {
@@ -277,13 +300,8 @@ impl Detector {
     }
 
     /// Mask R-CNN at test: the mask probabilities of each detection's class.
-    fn attach_masks(
-        &self,
-        config: &DetectorConfig,
-        levels: &[Tensor<4>],
-        batch: usize,
-        detections: &mut [Detection],
-    ) {
+    fn attach_masks(&self, levels: &[Tensor<4>], batch: usize, detections: &mut [Detection]) {
+        let config = &self.config;
         let (Some(head), Some(mask_config)) = (self.mask.as_ref(), config.mask.as_ref()) else {
             return;
         };
@@ -308,13 +326,14 @@ impl Detector {
         }
     }
 
-    /// Detections of every image (in the pixels of the images as given).
-    pub fn detect(
-        &self,
-        config: &DetectorConfig,
-        images: Tensor<4>,
-        sizes: &[(usize, usize)],
-    ) -> Vec<Vec<Detection>> {
+    /// Detections of every image, in the pixels of the images as given (boxes, classes,
+    /// scores, and with a mask branch each detection's mask probabilities).
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, 3, height, width]`, padded; `sizes[b]` is image b's `(height, width)`
+    ///   before padding
+    pub fn detect(&self, images: Tensor<4>, sizes: &[(usize, usize)]) -> Vec<Vec<Detection>> {
+        let config = &self.config;
         let (pyramid, _) = self.features(images, false);
         let rpn_out = self.rpn.forward(&pyramid);
         let anchors = config.rpn.anchors(&rpn_out.levels);
@@ -334,7 +353,7 @@ impl Detector {
                 let feats = config.roi.align.forward(&pyramid[..levels], &rois);
                 let (logits, deltas) = self.head.forward(feats);
                 let mut dets = detections(&config.roi, props, logits, deltas, *size);
-                self.attach_masks(config, &pyramid[..levels], b, &mut dets);
+                self.attach_masks(&pyramid[..levels], b, &mut dets);
                 dets
             })
             .collect()

@@ -225,7 +225,9 @@ fn a_fresh_mask_rcnn_trains_a_step() {
         masks: vec![mask],
     }];
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let losses = model.losses(&config, image, &[(64, 64)], &targets, false, &mut rng);
+    let losses = model
+        .losses(image, &[(64, 64)], &targets, false, &mut rng)
+        .unwrap();
     let total = losses.total().into_scalar::<f32>();
     let mask_loss = losses.mask.unwrap().into_scalar::<f32>();
     assert!(

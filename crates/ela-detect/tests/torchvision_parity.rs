@@ -204,7 +204,7 @@ fn torchvision_faster_rcnn_imports_and_agrees() {
     assert!(worst < 1e-2, "{worst}");
 
     // Detections: same label, IoU ≥ 0.99, score within 1e-4.
-    let dets = model.detect(&config, image, &[(h, w)]).remove(0);
+    let dets = model.detect(image, &[(h, w)]).remove(0);
     check_detections(&dets, &fixture, &device);
 }
 
@@ -217,7 +217,7 @@ fn torchvision_mask_rcnn_imports_and_agrees() {
         &device,
     );
     let (h, w) = (320, 448);
-    let dets = model.detect(&config, image, &[(h, w)]).remove(0);
+    let dets = model.detect(image, &[(h, w)]).remove(0);
     check_detections(&dets, &fixture, &device);
 
     // The first detections' 28 × 28 probabilities of their class, rank by rank.

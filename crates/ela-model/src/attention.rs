@@ -104,41 +104,6 @@ impl std::str::FromStr for AttentionKind {
     }
 }
 
-/// What a skipped ELA block still does (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SkipMode {
-    /// The block's whole MRLA layer is removed: no query, no attention, and it is not stored in
-    /// the stage memory (the paper's appendix B).
-    #[default]
-    Full,
-    /// The block still computes and stores its key and value, so later blocks can retrieve its
-    /// features; only its own retrieval is skipped.
-    Retrieval,
-}
-
-impl std::fmt::Display for SkipMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Full => "full",
-            Self::Retrieval => "retrieval",
-        })
-    }
-}
-
-impl std::str::FromStr for SkipMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "full" => Ok(Self::Full),
-            "retrieval" => Ok(Self::Retrieval),
-            _ => Err(format!(
-                "unknown skip mode '{s}' (expected full or retrieval)"
-            )),
-        }
-    }
-}
-
 /// Per-block skip flags shared by every clone of a model.
 ///
 /// Burn's `Learner` keeps its model private and hands out clones, so the flags live behind a

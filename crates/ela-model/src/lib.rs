@@ -28,9 +28,9 @@ pub mod registry;
 pub mod resnet;
 pub mod weights;
 
-pub use attention::{ALL_ATTENTION, AttentionKind, SkipFlags, SkipMode};
+pub use attention::{ALL_ATTENTION, AttentionKind, SkipFlags};
 pub use block::{BlockKind, ResBlock};
-pub use ela_prune::StageLayout;
+pub use ela_prune::{SkipMode, StageLayout};
 pub use error::ModelError;
 pub use forward::FeatureOutput;
 pub use mrla::{LayerAttention, LayerAttentionConfig};

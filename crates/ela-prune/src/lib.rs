@@ -6,17 +6,23 @@
 //! ([`schedule`], SPEC §3.2), and turns the scores into skip decisions with the Enhanced Beta
 //! Quantile Mapping or one of the paper's ablation alternatives ([`decide`], SPEC §3.3–3.4).
 //!
-//! Everything here is plain logic on slices, plus the one tensor kernel that computes the KL on
-//! the training device ([`kl::kl_padded_tensor`]), so it is unit-testable without a GPU.
+//! Everything here is plain logic on slices, plus the tensor kernels that compute the KL on the
+//! training device ([`kl_tensor`], behind the default `tensor` feature), so it is unit-testable
+//! without a GPU, and the records that describe a run's decisions can use its types without
+//! depending on Burn (`default-features = false`).
 
 pub mod decide;
 pub mod error;
 pub mod kl;
+#[cfg(feature = "tensor")]
+pub mod kl_tensor;
 pub mod layout;
 pub mod schedule;
 
 pub use decide::{Decision, EbqmParams, Mapping, PruneMethod};
 pub use error::PruneError;
-pub use kl::{KlDirection, kl_padded, kl_padded_tensor};
-pub use layout::{SkipMask, StageLayout};
+pub use kl::{KlDirection, kl_padded};
+#[cfg(feature = "tensor")]
+pub use kl_tensor::kl_padded_tensor;
+pub use layout::{SkipMask, SkipMode, StageLayout};
 pub use schedule::{PruningSchedule, SchedulePreset, Window};

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ela_model::SkipMode;
+use ela_prune::SkipMode;
 use ela_prune::StageLayout;
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,9 @@
 //! Atomic writes: a temporary sibling, fsync, then rename, so a crash never leaves a
 //! half-written file behind.
+//!
+//! Crash testing: with `ELA_CRASH_BEFORE_RENAME=NAME` in the environment, the process aborts in
+//! the middle of the atomic write of the file named `NAME` (`model-2.bpk`, say), after its
+//! temporary file is written and before the rename: exactly what a kill at that moment leaves.
 
 use std::io::Write;
 use std::path::Path;
@@ -23,6 +27,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    crash_point(path);
     tmp.persist(path)
         .with_context(|| format!("cannot move the new {} into place", path.display()))?;
     Ok(())
@@ -32,4 +37,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let json = serde_json::to_string_pretty(value).expect("serializable");
     write_atomic(path, format!("{json}\n").as_bytes())
+}
+
+/// The environment variable of [`crash_point`].
+pub const CRASH_BEFORE_RENAME: &str = "ELA_CRASH_BEFORE_RENAME";
+
+/// Aborts the process when `path` is the file [`CRASH_BEFORE_RENAME`] names (see the module
+/// docs).
+fn crash_point(path: &Path) {
+    if let Some(name) = std::env::var_os(CRASH_BEFORE_RENAME)
+        && path.file_name() == Some(name.as_os_str())
+    {
+        eprintln!(
+            "{CRASH_BEFORE_RENAME}: aborting before {} is moved into place",
+            path.display()
+        );
+        std::process::abort();
+    }
 }

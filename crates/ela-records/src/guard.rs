@@ -1,6 +1,18 @@
 //! No command writes over what it reads: an output that is one of the command's inputs (the
-//! same path, or another name of the same file: a hard or symbolic link) is refused before
-//! anything is read or written, naming both flags.
+//! same path, or another name of the same file: a hard or symbolic link), or a folder a command
+//! fills that holds one of its inputs, is refused before anything is read or written, naming
+//! both flags.
+//!
+//! Every command that writes states what it reads and writes as an [`Io`] and checks it first:
+//!
+//! ```
+//! # use std::path::Path;
+//! ela_records::guard::Io::new()
+//!     .reads("--weights", Path::new("run/model.bpk"))
+//!     .writes("--out", Path::new("picture.png"))
+//!     .check()
+//!     .unwrap();
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -76,6 +88,67 @@ pub fn refuse_input_inside_output(output: (&str, &Path), input: (&str, &Path)) -
     Ok(())
 }
 
+/// What a command reads and writes, by flag: the one check every command that writes a file
+/// makes before it reads or writes anything.
+#[derive(Debug, Default, Clone)]
+pub struct Io {
+    reads: Vec<(String, PathBuf)>,
+    writes: Vec<(String, PathBuf)>,
+    fills: Vec<(String, PathBuf)>,
+}
+
+impl Io {
+    /// Nothing read or written yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The command reads `path` (a file, or a folder and everything in it) given by `flag`.
+    pub fn reads(mut self, flag: &str, path: &Path) -> Self {
+        self.reads.push((flag.to_string(), path.to_path_buf()));
+        self
+    }
+
+    /// The command reads every path of `paths`, given by `flag`.
+    pub fn reads_all<'a>(mut self, flag: &str, paths: impl IntoIterator<Item = &'a Path>) -> Self {
+        for p in paths {
+            self = self.reads(flag, p);
+        }
+        self
+    }
+
+    /// The command writes (or replaces) the file `path` given by `flag`.
+    pub fn writes(mut self, flag: &str, path: &Path) -> Self {
+        self.writes.push((flag.to_string(), path.to_path_buf()));
+        self
+    }
+
+    /// The command writes files into (or replaces) the folder `path` given by `flag`.
+    pub fn fills(mut self, flag: &str, path: &Path) -> Self {
+        self.fills.push((flag.to_string(), path.to_path_buf()));
+        self
+    }
+
+    /// Refuses a written file that is one of the inputs (under any of its names), and a filled
+    /// folder that holds an input.
+    pub fn check(&self) -> Result<()> {
+        for (flag, path) in &self.writes {
+            let inputs: Vec<(&str, &Path)> = self
+                .reads
+                .iter()
+                .map(|(f, p)| (f.as_str(), p.as_path()))
+                .collect();
+            refuse_overwriting_inputs((flag, path), &inputs)?;
+        }
+        for (flag, dir) in &self.fills {
+            for (input_flag, input) in &self.reads {
+                refuse_input_inside_output((flag, dir), (input_flag, input))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +194,16 @@ mod tests {
         .to_string();
         assert!(err.contains("--from") && err.contains("inside"), "{err}");
         refuse_input_inside_output(("--dir", &data.join("imagenet")), ("--from", &data)).unwrap();
+
+        // The same through a command's declaration.
+        let io = Io::new()
+            .reads("--weights", &weights)
+            .reads("--image", &input)
+            .writes("--json", &dir.path().join("out.json"));
+        io.clone().check().unwrap();
+        let err = io.clone().writes("--out", &hard).check().unwrap_err();
+        assert!(err.to_string().contains("--out"), "{err}");
+        let err = io.fills("--report", dir.path()).check().unwrap_err();
+        assert!(err.to_string().contains("lies inside"), "{err}");
     }
 }

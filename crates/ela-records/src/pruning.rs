@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// One block's entry in a pruning window record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockRecord {
     /// 0-based index over all blocks.
     pub index: usize,
@@ -27,7 +27,7 @@ pub struct BlockRecord {
 }
 
 /// One pruning window's measurement and decision.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowRecord {
     /// First epoch of the window (1-based).
     pub start: usize,
@@ -46,7 +46,7 @@ pub struct WindowRecord {
 }
 
 /// The whole `pruning.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PruningRecord {
     /// Decision method and its parameters.
     pub method: ela_prune::PruneMethod,
@@ -55,7 +55,7 @@ pub struct PruningRecord {
     /// ε padding of the KL.
     pub eps: f64,
     /// Skip mode of the model.
-    pub skip_mode: ela_model::SkipMode,
+    pub skip_mode: ela_prune::SkipMode,
     /// Blocks per stage.
     pub blocks_per_stage: Vec<usize>,
     /// The configured windows.

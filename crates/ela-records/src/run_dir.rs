@@ -1,6 +1,7 @@
-//! The run directory: resolved config, revision and seed, per-epoch metrics, pruning decisions,
-//! attention maps and final weights. Every file is written atomically ([`crate::write_atomic`]),
-//! and the directory is owned by one process ([`crate::lock`]).
+//! The run directory of any task: resolved config (with its task tag), per-epoch records
+//! (`metrics.csv`), pruning decisions, attention maps, checkpoints, final weights and
+//! `summary.json`. Every file is written atomically ([`crate::write_atomic`]), and the directory
+//! is owned by one process ([`crate::lock`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,16 +9,16 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::attention::{ATTENTION_FILE, AttentionRecord, read_attention};
+use crate::epochs::{EpochRecord, METRICS_FILE, metrics_csv};
 use crate::files::{write_atomic, write_json};
 use crate::lock::{RunLock, check_contents, check_new_run_dir};
-use crate::metrics::{CSV_HEADER, EpochMetrics};
 
 /// The run directory and its files, owned by this process for as long as a clone of it lives
 /// (see [`crate::lock`]).
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
-    metrics: Vec<EpochMetrics>,
+    epochs: Vec<EpochRecord>,
     attention: Vec<AttentionRecord>,
     lock: Arc<RunLock>,
 }
@@ -32,21 +33,21 @@ impl RunDir {
         check_contents(root)?;
         Ok(Self {
             root: root.to_path_buf(),
-            metrics: Vec::new(),
+            epochs: Vec::new(),
             attention: Vec::new(),
             lock: Arc::new(lock),
         })
     }
 
-    /// Reopens the run directory that `lock` owns to continue it with the metrics of its epochs
-    /// so far (a resumed run, or none for a run started again); `metrics.csv` and
-    /// `attention.json` are rewritten with exactly these epochs.
-    pub fn reopen(lock: RunLock, metrics: Vec<EpochMetrics>) -> Result<Self> {
+    /// Reopens the run directory that `lock` owns to continue it with its epochs so far (a
+    /// resumed run, or none for a run started again); `metrics.csv` and `attention.json` are
+    /// rewritten with exactly these epochs.
+    pub fn reopen(lock: RunLock, epochs: Vec<EpochRecord>) -> Result<Self> {
         let root = lock.root().to_path_buf();
         if !root.join("config.json").exists() {
             anyhow::bail!("{} holds no run (no config.json)", root.display());
         }
-        let last = metrics.last().map_or(0, |m| m.epoch);
+        let last = epochs.last().map_or(0, |m| m.epoch);
         let path = root.join(ATTENTION_FILE);
         let mut attention = if path.exists() {
             read_attention(&path)?
@@ -56,7 +57,7 @@ impl RunDir {
         attention.retain(|a| a.epoch <= last);
         let run = Self {
             root,
-            metrics,
+            epochs,
             attention,
             lock: Arc::new(lock),
         };
@@ -88,25 +89,22 @@ impl RunDir {
         self.root.join(name)
     }
 
-    /// Appends an epoch's metrics and rewrites `metrics.csv` atomically.
-    pub fn record_epoch(&mut self, metrics: EpochMetrics) -> Result<()> {
-        self.metrics.push(metrics);
+    /// Appends an epoch and rewrites `metrics.csv` atomically.
+    pub fn record_epoch(&mut self, epoch: EpochRecord) -> Result<()> {
+        self.epochs.push(epoch);
         self.write_metrics()
     }
 
     fn write_metrics(&self) -> Result<()> {
-        let mut csv = String::from(CSV_HEADER);
-        csv.push('\n');
-        for m in &self.metrics {
-            csv.push_str(&m.csv_row());
-            csv.push('\n');
-        }
-        write_atomic(&self.file("metrics.csv"), csv.as_bytes())
+        write_atomic(
+            &self.file(METRICS_FILE),
+            metrics_csv(&self.epochs).as_bytes(),
+        )
     }
 
-    /// Metrics recorded so far.
-    pub fn metrics(&self) -> &[EpochMetrics] {
-        &self.metrics
+    /// The epochs recorded so far.
+    pub fn epochs(&self) -> &[EpochRecord] {
+        &self.epochs
     }
 }
 
@@ -127,13 +125,10 @@ mod tests {
 
         let run = dir.path().join("run");
         let mut r = RunDir::create(&run).unwrap();
-        r.record_epoch(EpochMetrics {
+        r.record_epoch(EpochRecord {
             epoch: 1,
             lr: 0.1,
-            train_loss: 1.0,
-            train_acc: 50.0,
-            test_loss: 0.9,
-            test_acc: 60.0,
+            values: vec![crate::Value::new("test_acc", 60.0)],
             train_seconds: 1.0,
             epoch_seconds: 1.5,
             skipped: vec![1, 3],

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use ela_records::EpochMetrics;
+use ela_records::EpochRecord;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
@@ -127,7 +127,7 @@ pub(crate) fn curves_figure(run: &Run, path: &Path) -> Result<Figure> {
         .as_ref()
         .map(|p| p.windows.iter().map(|w| w.end as f64).collect())
         .unwrap_or_default();
-    let series = |f: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+    let series = |f: fn(&EpochRecord) -> f64| -> Vec<(f64, f64)> {
         run.metrics
             .iter()
             .map(|m| (m.epoch as f64, f(m)))
@@ -137,7 +137,7 @@ pub(crate) fn curves_figure(run: &Run, path: &Path) -> Result<Figure> {
     let losses: Vec<f64> = run
         .metrics
         .iter()
-        .flat_map(|m| [m.train_loss, m.test_loss])
+        .flat_map(|m| [m.value("train_loss"), m.value("test_loss")])
         .filter(|v| v.is_finite() && *v > 0.0)
         .collect();
     let lo = losses
@@ -154,8 +154,8 @@ pub(crate) fn curves_figure(run: &Run, path: &Path) -> Result<Figure> {
         log: true,
         epochs,
         lines: vec![
-            ("train".into(), series(|m| m.train_loss)),
-            ("test".into(), series(|m| m.test_loss)),
+            ("train".into(), series(|m| m.value("train_loss"))),
+            ("test".into(), series(|m| m.value("test_loss"))),
         ],
         marks: marks.clone(),
         legend: SeriesLabelPosition::UpperRight,
@@ -167,8 +167,8 @@ pub(crate) fn curves_figure(run: &Run, path: &Path) -> Result<Figure> {
         log: false,
         epochs,
         lines: vec![
-            ("train".into(), series(|m| m.train_acc)),
-            ("test".into(), series(|m| m.test_acc)),
+            ("train".into(), series(|m| m.value("train_acc"))),
+            ("test".into(), series(|m| m.value("test_acc"))),
         ],
         marks,
         legend: SeriesLabelPosition::LowerRight,

@@ -1,11 +1,12 @@
-//! Reports of ELA runs: `ela report RUN_DIR…` writes a self-contained `report.md` with PNG
-//! figures of what a run did and what ELA decided (the paper's Figs. 1, 2, 4 and 5 for one's own
-//! runs):
+//! Reports of ELA runs of any task: `ela report RUN_DIR…` writes a self-contained `report.md`
+//! with PNG figures of what a run did and what ELA decided (the paper's Figs. 1, 2, 4 and 5 for
+//! one's own runs), or compares runs of one task side by side:
 //! - loss and accuracy curves (train and test) with the pruning decisions marked;
 //! - per-block KL scores per window as a heatmap, with each decision's skips crossed;
 //! - the mapping curve (normalized score → mapped value) with τ and every block's point;
 //! - each stage's block × retrieved-block attention matrix, before and after pruning;
-//! - seconds per epoch of every run, and a comparison table of the runs.
+//! - seconds per epoch of every run, and a comparison table of the runs;
+//! - for detection runs, the losses and COCO AP per epoch and the 12 statistics' table.
 //!
 //! It owns the figures and the report's text. It reads run directories through `ela-records`
 //! only: it knows nothing of training, tensors or devices, and training does not know it.
@@ -28,7 +29,6 @@ pub mod markdown;
 pub mod run;
 pub mod style;
 
-pub use detection::write_detection_report;
 pub use detections::{LabeledBox, draw_detections};
 pub use heatmap::heat_rgb;
 pub use markdown::{Report, write_report};

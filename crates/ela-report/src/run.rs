@@ -4,21 +4,23 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ela_records::{
-    ATTENTION_FILE, AttentionRecord, EpochMetrics, PruningRecord, read_attention, read_metrics,
-    read_pruning,
+    ATTENTION_FILE, AttentionRecord, EpochRecord, METRICS_FILE, PruningRecord, TaskKind,
+    read_attention, read_metrics, read_pruning, task_of,
 };
 
-/// One finished (or stopped) run, read from its directory.
+/// One finished (or stopped) run of any task, read from its directory.
 #[derive(Debug, Clone)]
 pub struct Run {
     /// The run directory.
     pub dir: PathBuf,
     /// A short name: the directory's last component.
     pub name: String,
+    /// The run's task.
+    pub task: TaskKind,
     /// The resolved `config.json`.
     pub config: serde_json::Value,
-    /// `metrics.csv`, one row per epoch.
-    pub metrics: Vec<EpochMetrics>,
+    /// `metrics.csv`, one record per epoch.
+    pub metrics: Vec<EpochRecord>,
     /// `pruning.json` (ELA runs).
     pub pruning: Option<PruningRecord>,
     /// `attention.json` (MRLA-B and ELA runs).
@@ -41,7 +43,8 @@ impl Run {
         })?;
         let config: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", config_path.display()))?;
-        let metrics = read_metrics(&dir.join("metrics.csv"))?;
+        let task = task_of(&config).with_context(|| format!("{}", config_path.display()))?;
+        let metrics = read_metrics(&dir.join(METRICS_FILE))?;
         let pruning_path = dir.join("pruning.json");
         let pruning = if pruning_path.exists() {
             Some(read_pruning(&pruning_path)?)
@@ -62,6 +65,7 @@ impl Run {
         Ok(Self {
             dir: dir.to_path_buf(),
             name,
+            task,
             config,
             metrics,
             pruning,
@@ -75,6 +79,20 @@ impl Run {
             serde_json::Value::Null => "-".into(),
             other => other.to_string(),
         }
+    }
+
+    /// The method: `ela`, or the attention option (a detection run's backbone's).
+    pub fn method(&self) -> String {
+        if self.config["ela"] == serde_json::Value::Bool(true) {
+            "ela".into()
+        } else {
+            self.setting("attention")
+        }
+    }
+
+    /// The final (last recorded) value named `name`, NaN when there is none.
+    pub fn last(&self, name: &str) -> f64 {
+        self.metrics.last().map_or(f64::NAN, |m| m.value(name))
     }
 
     /// File-name-safe form of the name.

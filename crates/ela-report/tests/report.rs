@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use ela_model::SkipMode;
+use ela_prune::SkipMode;
 use ela_prune::{EbqmParams, KlDirection, PruneMethod, StageLayout};
 use ela_records::{
-    BlockRecord, EpochMetrics, PruningRecord, RunDir, WindowRecord, lay_out, write_json,
+    BlockRecord, EpochRecord, PruningRecord, RunDir, WindowRecord, lay_out, write_json,
 };
 use ela_report::{Figure, Run, heat_rgb, write_report};
 use image::RgbImage;
@@ -44,14 +44,17 @@ fn kl_rows() -> [[Option<f64>; 9]; 2] {
     ]
 }
 
-fn metrics(epoch: usize, acc: f64, seconds: f64, skipped: Vec<usize>) -> EpochMetrics {
-    EpochMetrics {
+fn metrics(epoch: usize, acc: f64, seconds: f64, skipped: Vec<usize>) -> EpochRecord {
+    let value = ela_records::Value::new;
+    EpochRecord {
         epoch,
         lr: 0.1,
-        train_loss: 2.0 / epoch as f64,
-        train_acc: acc - 1.0,
-        test_loss: 2.5 / epoch as f64,
-        test_acc: acc,
+        values: vec![
+            value("train_loss", 2.0 / epoch as f64),
+            value("train_acc", acc - 1.0),
+            value("test_loss", 2.5 / epoch as f64),
+            value("test_acc", acc),
+        ],
         train_seconds: seconds,
         epoch_seconds: seconds + 1.0,
         skipped,

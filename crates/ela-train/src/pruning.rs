@@ -23,7 +23,7 @@ use burn::tensor::FloatDType;
 use ela_model::prunable::Prunable;
 use ela_prune::{KlDirection, PruneMethod, PruningSchedule, SkipMask, StageLayout, Window};
 
-use ela_records::{BlockRecord, PruningRecord, WindowRecord};
+use ela_records::{BlockRecord, PruningRecord, WindowRecord, WindowSums};
 
 /// The redundancy-score probe (SPEC §3.1): a switch shared between the controller and the model
 /// wrapper's training step, with how the scores are computed.
@@ -116,15 +116,6 @@ impl ScoreSums {
     }
 }
 
-/// The pending part of a pruning window, as a checkpoint keeps it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WindowState {
-    /// KL sums of the window in progress, per block.
-    pub sum: Vec<f64>,
-    /// Batches summed into `sum`.
-    pub batches: usize,
-}
-
 /// A decision the controller took at a window's end.
 #[derive(Debug, Clone)]
 pub struct Decided {
@@ -163,7 +154,7 @@ pub struct PruningController {
     method: PruneMethod,
     layout: StageLayout,
     probe: ScoreProbe,
-    window: WindowState,
+    window: WindowSums,
     record: PruningRecord,
 }
 
@@ -178,7 +169,7 @@ impl PruningController {
     ) -> Self {
         let layout = probe.layout.clone();
         Self {
-            window: WindowState {
+            window: WindowSums {
                 sum: vec![0.0; layout.num_blocks()],
                 batches: 0,
             },
@@ -192,7 +183,7 @@ impl PruningController {
 
     /// Continues from a checkpoint: the pending window sums and the decisions so far (a state
     /// for another number of blocks is not this model's and is ignored).
-    pub fn restore(&mut self, window: WindowState, record: Option<PruningRecord>) {
+    pub fn restore(&mut self, window: WindowSums, record: Option<PruningRecord>) {
         if window.sum.len() == self.layout.num_blocks() {
             self.window = window;
         }
@@ -222,7 +213,7 @@ impl PruningController {
     }
 
     /// The pending window, for a checkpoint.
-    pub fn state(&self) -> &WindowState {
+    pub fn state(&self) -> &WindowSums {
         &self.window
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use clap::Parser;
-use ela_train::train::{DatasetName, TrainConfig};
+use ela_train::classify::{DatasetName, TrainConfig};
 
 #[derive(Parser)]
 #[command(args_override_self = true)]
@@ -46,13 +46,10 @@ fn experiment_configs_are_valid_and_match_the_papers_parameter_counts() {
     for file in &files {
         let name = file.display();
         let text = std::fs::read_to_string(file).unwrap();
-        // Detection configs (Table 5) are `ela train --task detect` flags: ela-cli's
-        // `tests/reproduce.rs` checks them.
-        if text
-            .parse::<toml::Table>()
-            .unwrap()
-            .contains_key("detector")
-        {
+        // Detection configs (Table 5, `task = "detect"`) are `ela train --task detect` flags:
+        // ela-cli's `tests/reproduce.rs` checks them.
+        let table: toml::Table = text.parse().unwrap();
+        if table.get("task").and_then(|t| t.as_str()) == Some("detect") {
             continue;
         }
         let mut argv = vec!["ela".to_string()];

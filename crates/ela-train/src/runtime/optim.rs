@@ -1,10 +1,11 @@
-//! The optimizer of a run: SGD as PyTorch's, with BN and biases optionally left out of weight
-//! decay.
+//! The optimizer of every run: SGD as PyTorch's, with Nesterov momentum or not, and BN and
+//! biases optionally left out of weight decay.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use burn::prelude::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// Module paths of `module`'s 1-D parameters: BN scales and shifts, and biases.
 pub fn one_dim_parameters(module: &impl Module) -> Vec<String> {
@@ -31,34 +32,44 @@ pub fn one_dim_parameters(module: &impl Module) -> Vec<String> {
     collect.found
 }
 
-/// SGD as PyTorch's (Nesterov momentum with dampening 0, coupled L2 weight decay). Without
-/// `decay_norm_and_bias`, the 1-D parameters of `module` (BN, biases) get no weight decay: they
-/// form their own group, matched by module path, so the split survives a checkpoint and resume.
-pub fn sgd(
-    momentum: f64,
-    weight_decay: f64,
-    decay_norm_and_bias: bool,
-    module: &impl Module,
-) -> ModuleOptimizer {
-    let momentum = (momentum > 0.0).then(|| {
-        MomentumConfig::new()
-            .with_momentum(momentum)
-            .with_dampening(0.0)
-            .with_nesterov(true)
-    });
-    let config = SgdConfig::new().with_momentum(momentum);
-    let decayed = config.clone().with_weight_decay(
-        (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
-    );
-    let optim = decayed.init();
-    if decay_norm_and_bias || weight_decay == 0.0 {
-        return optim;
+/// SGD as PyTorch's: momentum with dampening 0, coupled L2 weight decay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SgdSettings {
+    /// Momentum (0: none).
+    pub momentum: f64,
+    /// Nesterov momentum (the classification recipes) or plain (MMDetection's).
+    pub nesterov: bool,
+    /// Weight decay (0: none).
+    pub weight_decay: f64,
+    /// Weight decay also on the 1-D parameters (BN scales and shifts, biases).
+    pub decay_norm_and_bias: bool,
+}
+
+impl SgdSettings {
+    /// The optimizer for `module`. Without `decay_norm_and_bias`, its 1-D parameters (BN,
+    /// biases) get no weight decay: they form their own group, matched by module path, so the
+    /// split survives a checkpoint and resume.
+    pub fn init(&self, module: &impl Module) -> ModuleOptimizer {
+        let momentum = (self.momentum > 0.0).then(|| {
+            MomentumConfig::new()
+                .with_momentum(self.momentum)
+                .with_dampening(0.0)
+                .with_nesterov(self.nesterov)
+        });
+        let config = SgdConfig::new().with_momentum(momentum);
+        let decayed = config.clone().with_weight_decay(
+            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32)),
+        );
+        let optim = decayed.init();
+        if self.decay_norm_and_bias || self.weight_decay == 0.0 {
+            return optim;
+        }
+        optim.with_group(
+            ParamGroup::from_paths(one_dim_parameters(module)),
+            config.build(),
+            None,
+        )
     }
-    optim.with_group(
-        ParamGroup::from_paths(one_dim_parameters(module)),
-        config.build(),
-        None,
-    )
 }
 
 #[cfg(test)]
@@ -88,7 +99,13 @@ mod tests {
         );
         let (lr, wd) = (0.5, 0.1);
         for decay_1d in [true, false] {
-            let mut optim = sgd(0.0, wd, decay_1d, &net);
+            let mut optim = SgdSettings {
+                momentum: 0.0,
+                nesterov: true,
+                weight_decay: wd,
+                decay_norm_and_bias: decay_1d,
+            }
+            .init(&net);
             let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
             let loss = net.forward(x).powi_scalar(2).mean();
             let grads = GradientsParams::from_grads(loss.backward(), &net);

@@ -1,14 +1,17 @@
-//! The training wrapper around [`ElaResNet`]: Burn's train and inference steps, and the probe
-//! that turns each training forward pass's attention weights into per-block KL scores.
+//! The classification task's model: [`ElaResNet`] with cross-entropy, Burn's train and
+//! inference steps, and the probe that turns each training forward pass's attention weights
+//! into per-block KL scores.
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::train::metric::{AccuracyInput, Adaptor, ItemLazy, LossInput};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burn_std::ExecutionError;
-use ela_model::ElaResNet;
+use ela_model::{ElaResNet, ModelError, Prunable, StageLayout};
 
 use crate::pruning::ScoreProbe;
+use crate::runtime::{StepOutput, TaskModel};
 use ela_data::dataset::ImageBatch;
 
 /// An [`ElaResNet`] trained with cross-entropy.
@@ -27,11 +30,11 @@ pub struct ElaClassifier {
 }
 
 impl ElaClassifier {
-    /// Wraps a network; with a probe, window epochs also emit KL scores.
-    pub fn new(net: ElaResNet, probe: Option<ScoreProbe>) -> Self {
+    /// Wraps a network (the runtime gives it the probe of ELA's pruning step).
+    pub fn new(net: ElaResNet) -> Self {
         Self {
             net,
-            probe,
+            probe: None,
             label_smoothing: None,
             grad_scale: None,
         }
@@ -68,6 +71,45 @@ pub struct ElaTrainOutput {
     pub classification: ClassificationOutput,
     /// `[num_blocks]` scores off the autodiff graph (0 for unscored blocks), during windows.
     pub scores: Option<Tensor<1>>,
+}
+
+/// A batch's summed loss and correct predictions, `[2]` in f32 off the autodiff graph: what an
+/// epoch sums (in f32 whatever the training precision: an f16 sum of a whole epoch would
+/// overflow or round away the last batches).
+pub fn batch_sums(out: &ClassificationOutput) -> Tensor<1> {
+    let batch = out.targets.dims()[0];
+    let loss = out.loss.clone().without_autodiff().cast(FloatDType::F32) * batch as f64;
+    let predicted = out
+        .output
+        .clone()
+        .without_autodiff()
+        .argmax(1)
+        .reshape([batch]);
+    let correct = predicted
+        .equal(out.targets.clone().without_autodiff())
+        .int()
+        .sum()
+        .float()
+        .cast(FloatDType::F32);
+    Tensor::cat(vec![loss, correct], 0)
+}
+
+impl StepOutput for ElaTrainOutput {
+    fn sums(&self) -> Tensor<1> {
+        batch_sums(&self.classification)
+    }
+
+    fn items(&self) -> usize {
+        self.classification.targets.dims()[0]
+    }
+
+    fn loss(&self) -> Tensor<1> {
+        self.classification.loss.clone()
+    }
+
+    fn take_scores(&mut self) -> Option<Tensor<1>> {
+        self.scores.take()
+    }
 }
 
 impl ItemLazy for ElaTrainOutput {
@@ -137,6 +179,36 @@ impl ElaClassifier {
     }
 }
 
+impl Prunable for ElaClassifier {
+    fn layout(&self) -> StageLayout {
+        self.net.layout()
+    }
+
+    fn skip_flags(&self) -> Vec<bool> {
+        self.net.skip_flags()
+    }
+
+    fn set_skip_flags(&self, flags: &[bool]) -> Result<(), ModelError> {
+        self.net.set_skip_flags(flags)
+    }
+}
+
+impl TaskModel for ElaClassifier {
+    fn with_probe(mut self, probe: ScoreProbe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    fn with_grad_scale(self, factor: f32) -> Self {
+        ElaClassifier::with_grad_scale(self, factor)
+    }
+
+    fn parameter_counts(&self) -> (usize, usize) {
+        let n = self.net.parameter_count();
+        (n, n)
+    }
+}
+
 impl InferenceStep for ElaClassifier {
     type Input = ImageBatch;
     type Output = ClassificationOutput;
@@ -165,7 +237,7 @@ mod tests {
         let loss = |c: &ElaClassifier| -> f32 {
             c.loss(logits.clone(), targets.clone()).into_scalar::<f32>()
         };
-        let plain = ElaClassifier::new(net, None);
+        let plain = ElaClassifier::new(net);
         assert!((loss(&plain) - 1.575_456_4).abs() < 1e-5);
         let smoothed = plain.with_label_smoothing(0.1);
         assert!((loss(&smoothed) - 1.605_456_4).abs() < 1e-5);

@@ -5,14 +5,17 @@
 //! model, the dataset's recipe and the run directory, checks every value, and gives this: the
 //! one configuration the rest of the training reads, and what `config.json` holds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Result;
 use ela_model::{Arch, ElaResNetConfig, SkipMode};
 use serde::{Deserialize, Serialize};
 
-use super::config::ResumeOverride;
 use super::options::{DatasetName, LrScheduleName, Method, PruneArgs};
 use crate::backend::{Backend, Precision};
+use crate::runtime::{PruneSetup, RunSettings, SgdSettings, TaskConfig};
+use crate::schedule::{Length, LrSchedule, Shape, Warmup, WarmupStart};
+use ela_records::ResumeOverride;
 
 /// A training run's resolved configuration: every field is the value the run uses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,5 +95,83 @@ impl RunConfig {
             .with_deep_stem(self.deep_stem)
             .with_skip_mode(self.skip_mode)
             .with_zero_init_last_bn(self.zero_init_last_bn)
+    }
+}
+
+impl RunConfig {
+    /// The learning rate over the run: ×0.1 after 50% and 75% of the epochs (CIFAR: after epochs
+    /// 90 and 135 of 180; a run too short for a drop keeps the base rate rather than starting
+    /// decayed), or cosine decay; a linear warm-up from zero over `warmup_epochs`.
+    pub fn lr_schedule(&self) -> LrSchedule {
+        let epochs = self.epochs;
+        let shape = match self.lr_schedule {
+            LrScheduleName::MultiStep => Shape::Steps {
+                after: [epochs / 2, epochs * 3 / 4]
+                    .into_iter()
+                    .filter(|&m| m > 0)
+                    .collect(),
+                gamma: 0.1,
+            },
+            LrScheduleName::Cosine => Shape::Cosine { min_lr: 0.0 },
+        };
+        LrSchedule {
+            base: self.lr,
+            shape,
+            warmup: (self.warmup_epochs > 0).then_some(Warmup {
+                length: Length::Epochs(self.warmup_epochs),
+                start: WarmupStart::Zero,
+            }),
+        }
+    }
+}
+
+impl TaskConfig for RunConfig {
+    fn settings(&self) -> Result<RunSettings> {
+        let pruning = if self.attention == Method::Ela {
+            let preset = self.dataset.prune_preset();
+            Some(PruneSetup {
+                windows: self.prune.schedule(self.epochs, preset)?,
+                method: self.prune.method_for(preset)?,
+                kl_eps: self.prune.kl_eps,
+                kl_direction: self.prune.kl_direction,
+                skip_mode: self.skip_mode,
+            })
+        } else {
+            None
+        };
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            anyhow::bail!("--lr must be a positive number, got {}", self.lr);
+        }
+        Ok(RunSettings {
+            out: self.out.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            workers: self.workers,
+            seed: self.seed,
+            backend: self.backend,
+            devices: self.devices.clone(),
+            precision: self.precision,
+            sgd: SgdSettings {
+                momentum: self.momentum,
+                nesterov: true,
+                weight_decay: self.weight_decay,
+                decay_norm_and_bias: self.decay_norm_and_bias,
+            },
+            schedule: self.lr_schedule(),
+            pruning,
+            resume_overrides: self.resume_overrides.clone(),
+        })
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn push_override(&mut self, change: ResumeOverride) {
+        self.resume_overrides.push(change);
+    }
+
+    fn set_out(&mut self, dir: &Path) {
+        self.out = dir.to_path_buf();
     }
 }

@@ -1,27 +1,23 @@
-//! `ela reproduce table5`: the detection table. Its rows are detection configs (a `detector`
-//! key; the other keys are `ela train --task detect` flags) with the paper's parameter count and
-//! COCO statistics under `[paper]`; each (row, seed) trains a detector into its own run
-//! directory, a finished one (with `model.bpk`) is skipped and an interrupted one (with a
-//! checkpoint) resumed, and the results table — our parameter count and statistics beside the
-//! paper's, mean ± std over the finished seeds — is rewritten after every run.
+//! The detection table (Table 5). Its rows are detection configs (`task = "detect"`; the other
+//! keys are `ela train --task detect` flags) with the paper's parameter count and COCO
+//! statistics under `[paper]`; the results table holds our parameter count and statistics beside
+//! the paper's, mean ± std over the finished seeds.
 //!
 //! `--scale smoke` trains every row on the offline digit set ([`SMOKE_SETTINGS`], a ResNet-18
 //! backbone from scratch, a couple of minutes per run on a CPU). ResNet-50 and ResNet-101 rows of
 //! one detector and attention are the same smoke run, trained once (`<detector>-<attention>`).
-//! `--scale full` trains the configs as written (COCO 2017, the 1x schedule: GPUs). `--dry-run`
-//! lists the runs and writes the table from those already finished. `--dry-run`
-//! lists the runs and writes the table from those already finished.
+//! `--scale full` trains the configs as written (COCO 2017, the 1x schedule: GPUs).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 use ela_detect_train::{DetectRunConfig, DetectTrainArgs};
-use ela_records::{DETECT_EPOCHS_FILE, read_detect_epochs};
 use serde::{Deserialize, Serialize};
 
-use crate::reproduce::{ReproduceArgs, Row, Scale, mean_std, rows, selected_rows};
+use super::{Planned, ReproduceArgs, Results, Row, Scale, Table, mean_std};
+use crate::training::Launch;
 
 /// Flags a smoke run adds after its config's: the digit set, 120 training and 40 validation
 /// canvases, 2 epochs with ELA's windows after epochs 1 and 2, a ResNet-18 backbone; the digit
@@ -115,18 +111,6 @@ struct OneRun {
     args: DetectTrainArgs,
 }
 
-/// Whether `table`'s rows are detection configs (they set `detector`).
-pub fn is_detection_table(experiments: &Path, table: &str) -> Result<bool> {
-    let (_, all) = rows(experiments, table)?;
-    let first = &all[0].config;
-    let text = std::fs::read_to_string(first)
-        .with_context(|| format!("cannot read {}", first.display()))?;
-    let parsed: toml::Table = text
-        .parse()
-        .with_context(|| format!("{} is not valid TOML", first.display()))?;
-    Ok(parsed.contains_key("detector"))
-}
-
 /// One detection row: its config's flags and the paper's values.
 struct DetectRow {
     row: Row,
@@ -138,18 +122,7 @@ struct DetectRow {
 }
 
 fn read_row(row: Row) -> Result<DetectRow> {
-    let text = std::fs::read_to_string(&row.config)
-        .with_context(|| format!("cannot read {}", row.config.display()))?;
-    let parsed: toml::Table = text
-        .parse()
-        .with_context(|| format!("{} is not valid TOML", row.config.display()))?;
-    let paper: DetectPaper = match parsed.get("paper") {
-        Some(p) => p
-            .clone()
-            .try_into()
-            .with_context(|| format!("{}: [paper] is malformed", row.config.display()))?,
-        None => DetectPaper::default(),
-    };
+    let paper: DetectPaper = row.paper()?;
     let flags = ela_train::config::read(&row.config, &OneRun::command())?;
     let full = parse(&row, flags.clone())?.resolve()?;
     Ok(DetectRow {
@@ -187,7 +160,7 @@ impl DetectRow {
 }
 
 /// The flags of one (row, seed) run.
-fn run_args(r: &DetectRow, seed: u64, args: &ReproduceArgs, dir: &Path) -> Result<DetectTrainArgs> {
+fn run_args(r: &DetectRow, seed: u64, args: &TableArgs, dir: &Path) -> Result<DetectTrainArgs> {
     let mut flags = r.flags.clone();
     if args.scale == Scale::Smoke {
         flags.extend(SMOKE_SETTINGS.iter().map(|s| s.to_string()));
@@ -215,131 +188,52 @@ fn run_args(r: &DetectRow, seed: u64, args: &ReproduceArgs, dir: &Path) -> Resul
     Ok(parsed)
 }
 
-/// A finished run's statistics: box and mask (by COCO name), and mean training seconds per epoch.
-type Finished = (
-    std::collections::BTreeMap<String, f64>,
-    Option<std::collections::BTreeMap<String, f64>>,
-    f64,
-);
-
-/// The last epoch of a finished run (`model.bpk` written), if it is one.
-fn finished(dir: &Path) -> Result<Option<Finished>> {
-    if !dir.join("model.bpk").exists() {
-        return Ok(None);
-    }
-    let epochs = read_detect_epochs(&dir.join(DETECT_EPOCHS_FILE))?;
-    let Some(last) = epochs.last() else {
-        return Ok(None);
-    };
-    let seconds = epochs.iter().map(|e| e.train_seconds).sum::<f64>() / epochs.len() as f64;
-    Ok(Some((last.coco.clone(), last.segm.clone(), seconds)))
+/// What the runs of the table are trained with.
+struct TableArgs {
+    scale: Scale,
+    backend: ela_train::backend::Backend,
 }
 
-/// Whether `dir` holds a checkpoint to resume.
-fn interrupted(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("checkpoint")).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("state-"))
-    })
+/// The detection side of a reproduction: its rows, their flags and the paper's values.
+pub struct DetectTable {
+    rows: Vec<DetectRow>,
+    args: TableArgs,
 }
 
-/// Runs (or lists) the detection table's runs and writes its results table.
-pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
-    let (table, all) = selected_rows(args)?;
-    let detect_rows: Vec<DetectRow> = all.into_iter().map(read_row).collect::<Result<_>>()?;
-    let root = args.runs_dir.join(args.scale.name()).join(&table);
-    let seeds: Vec<u64> = (0..args.runs as u64).map(|i| args.seed + i).collect();
-    let mut plan: Vec<(String, u64, PathBuf, DetectTrainArgs)> = Vec::new();
-    for &seed in &seeds {
-        for r in &detect_rows {
-            let name = run_name(r, args.scale);
-            let dir = root.join(&name).join(format!("seed-{seed}"));
-            if plan.iter().any(|p| p.2 == dir) {
-                continue;
-            }
-            let run = run_args(r, seed, args, &dir)?;
-            plan.push((name, seed, dir, run));
-        }
+impl DetectTable {
+    /// The rows of a table as `args` asks; each row's flags are read and resolved.
+    pub fn new(rows: Vec<Row>, args: &ReproduceArgs) -> Result<Self> {
+        Ok(Self {
+            rows: rows.into_iter().map(read_row).collect::<Result<_>>()?,
+            args: TableArgs {
+                scale: args.scale,
+                backend: args.backend,
+            },
+        })
     }
-    let suffix = if args.scale == Scale::Smoke {
-        "-smoke"
-    } else {
-        ""
-    };
-    let out = args.results.join(format!("{table}{suffix}.md"));
-    let command = format!(
-        "cargo xtask reproduce {table} --runs {} --scale {}{}",
-        args.runs,
-        if args.scale == Scale::Smoke {
-            "smoke"
-        } else {
-            "full"
-        },
-        if args.rows.is_empty() {
-            String::new()
-        } else {
-            format!(" --rows {}", args.rows.join(","))
-        }
-    );
-    let report = |failed: &[(String, String)], minutes: f64| {
-        write_results(
-            &table,
-            args,
-            &detect_rows,
-            &root,
-            &seeds,
-            failed,
-            &command,
-            minutes,
-            &out,
-        )
-    };
-    let mut failed: Vec<(String, String)> = Vec::new();
-    let total = plan.len();
-    let started = std::time::Instant::now();
-    for (i, (name, seed, dir, run)) in plan.iter().enumerate() {
-        let label = format!("[{}/{total}] {name} seed {seed}", i + 1);
-        let state = if finished(dir)?.is_some() {
-            "finished"
-        } else if interrupted(dir) {
-            "interrupted"
-        } else {
-            "new"
-        };
-        if args.dry_run {
-            println!("{label}: {state} -> {}", dir.display());
-            continue;
-        }
-        let result = match state {
-            "finished" => {
-                println!("{label}: finished, skipped");
-                continue;
-            }
-            "interrupted" => {
-                println!("{label}: resuming {}", dir.display());
-                ela_detect_train::resume(dir)
-            }
-            _ => {
-                if dir.exists() {
-                    std::fs::remove_dir_all(dir)
-                        .with_context(|| format!("cannot clear {}", dir.display()))?;
-                }
-                println!("{label}: training into {}", dir.display());
-                ela_detect_train::train(run)
-            }
-        };
-        if let Err(err) = result {
-            println!("{label}: failed: {err:#}");
-            failed.push((name.clone(), format!("seed {seed}: {err:#}")));
-        }
-        let minutes = started.elapsed().as_secs_f64() / 60.0;
-        report(&failed, minutes)?;
+}
+
+impl Table for DetectTable {
+    fn plan(&self, seed: u64, root: &Path) -> Result<Vec<Planned>> {
+        self.rows
+            .iter()
+            .map(|r| {
+                let run = run_name(r, self.args.scale);
+                let dir = root.join(&run).join(format!("seed-{seed}"));
+                let launch = Launch::Detect(Box::new(run_args(r, seed, &self.args, &dir)?));
+                Ok(Planned {
+                    run,
+                    seed,
+                    dir,
+                    launch,
+                })
+            })
+            .collect()
     }
-    // A dry run also writes the table, from the runs already finished.
-    let minutes = started.elapsed().as_secs_f64() / 60.0;
-    report(&failed, minutes)?;
-    Ok(out)
+
+    fn write_results(&self, ctx: &Results<'_>, failed: &[(String, String)]) -> Result<()> {
+        write_results(&self.rows, ctx, failed)
+    }
 }
 
 /// One row's finished runs.
@@ -360,25 +254,14 @@ struct DetectRowResult {
     failed: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_results(
-    table: &str,
-    args: &ReproduceArgs,
-    rows: &[DetectRow],
-    root: &Path,
-    seeds: &[u64],
-    failed: &[(String, String)],
-    command: &str,
-    minutes: f64,
-    out: &Path,
-) -> Result<()> {
+fn write_results(rows: &[DetectRow], ctx: &Results<'_>, failed: &[(String, String)]) -> Result<()> {
     // Counting parameters needs a model, not a fast one: the CPU backend.
     let device = ela_train::backend::device(ela_train::backend::Backend::Cpu, 0)?;
     let mut results = Vec::new();
     for r in rows {
         let mask = r.full.detector == ela_detect_train::config::DetectorKind::MaskRcnn;
         let model = r.full.detector(80)?.init(&device)?;
-        let run = run_name(r, args.scale);
+        let run = run_name(r, ctx.args.scale);
         let mut result = DetectRowResult {
             row: r.row.name.clone(),
             detector: r.full.detector.name().into(),
@@ -397,34 +280,25 @@ fn write_results(
                 .map(|(_, why)| why.clone())
                 .collect(),
         };
-        for &seed in seeds {
-            let dir = root.join(&run).join(format!("seed-{seed}"));
-            let Some((boxes, masks, seconds)) = finished(&dir)? else {
+        for &seed in ctx.seeds {
+            let Some(summary) = ctx.finished(&run, seed)? else {
                 continue;
             };
             result.seeds.push(seed);
-            result.epoch_seconds.push(seconds);
+            result.epoch_seconds.push(summary.mean_train_seconds());
             for (c, (_, is_mask, name)) in columns(mask).iter().enumerate() {
-                let stats = if *is_mask {
-                    masks.as_ref()
+                let key = if *is_mask {
+                    format!("segm_{name}")
                 } else {
-                    Some(&boxes)
+                    name.to_string()
                 };
-                let v = stats
-                    .and_then(|s| s.get(*name))
-                    .copied()
-                    .unwrap_or(f64::NAN);
-                result.values[c].push(100.0 * v);
+                result.values[c].push(100.0 * summary.get(&key).unwrap_or(f64::NAN));
             }
         }
         results.push(result);
     }
-    std::fs::create_dir_all(&args.results)
-        .with_context(|| format!("cannot create {}", args.results.display()))?;
-    let md = markdown(table, args, command, minutes, &results);
-    ela_records::write_atomic(out, md.as_bytes())?;
-    ela_records::write_json(&out.with_extension("json"), &results)?;
-    Ok(())
+    let md = markdown(ctx.table, ctx.args, ctx.command, ctx.minutes, &results);
+    ctx.write(&md, &results)
 }
 
 /// Where an attention option stands in Table 5's order.

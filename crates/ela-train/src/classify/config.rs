@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::options::{DatasetName, LrScheduleName, Method, PruneArgs};
 use super::resolved::RunConfig;
-use super::summary::utc_stamp;
-use crate::backend::{self, Backend, Precision};
+use crate::runtime::session::utc_stamp;
+use crate::runtime::{DeviceArgs, TaskName};
 
 /// Every flag of `ela train`, as given: a flag left out is `None` (or its fixed default);
 /// [`TrainConfig::resolve`] decides the rest and checks everything.
@@ -20,6 +20,10 @@ use crate::backend::{self, Backend, Precision};
 /// win.
 #[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct TrainConfig {
+    /// The task: `classify` (these flags), or `detect` (`ela train --task detect --help`).
+    #[arg(long, value_enum, default_value = "classify")]
+    #[serde(skip)]
+    pub task: TaskName,
     /// Dataset.
     #[arg(long, value_enum, default_value = "mnist")]
     pub dataset: DatasetName,
@@ -116,24 +120,10 @@ pub struct TrainConfig {
     /// Seed of initialization and data order.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Backend.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: Backend,
-    /// Device index of the backend.
-    #[arg(long, default_value_t = 0)]
-    #[serde(default)]
-    pub device: usize,
-    /// Train data-parallel on these device indices, e.g. `0,1,2,3`: every step each device
-    /// takes --batch-size / N images of the global batch, and the averaged gradients make one
-    /// optimizer step on the first device, which also validates. Default: --device alone.
-    #[arg(long, value_delimiter = ',')]
-    #[serde(default)]
-    pub devices: Vec<usize>,
-    /// Float type of every tensor: f32, or f16 / bf16 where the backend supports them (weights,
-    /// gradients and optimizer state included; KL scores and epoch sums stay f32).
-    #[arg(long, value_enum, default_value = "f32")]
-    #[serde(default)]
-    pub precision: Precision,
+    #[command(flatten)]
+    #[serde(flatten)]
+    #[allow(missing_docs)]
+    pub devices: DeviceArgs,
     /// Data-loader worker threads. Default: 1 for the in-memory datasets (MNIST, CIFAR); for
     /// ImageNet, which decodes JPEGs per item, one per CPU core.
     #[arg(long)]
@@ -156,22 +146,6 @@ pub struct TrainConfig {
     #[arg(long = "config", value_name = "FILE.toml")]
     #[serde(skip)]
     pub config_files: Vec<PathBuf>,
-    /// What `--resume DIR --lr X` changed, in order, with the epoch each change took effect
-    /// (kept in `config.json`, so that a later resume keeps them).
-    #[arg(skip)]
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resume_overrides: Vec<ResumeOverride>,
-}
-
-/// A setting replaced when a run was resumed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResumeOverride {
-    /// The first epoch trained with the new value (1-based).
-    pub from_epoch: usize,
-    /// The new base learning rate.
-    pub lr: f64,
-    /// The base learning rate before.
-    pub previous_lr: f64,
 }
 
 impl TrainConfig {
@@ -231,9 +205,9 @@ impl TrainConfig {
             momentum: config.momentum,
             weight_decay: config.weight_decay,
             seed: config.seed,
-            backend: config.backend,
-            devices: config.device_indices(),
-            precision: config.precision,
+            backend: config.devices.backend,
+            devices: config.devices.indices(),
+            precision: config.devices.precision,
             // ImageNet decodes JPEGs per item: one worker per core; the in-memory sets: one.
             workers: config.workers.unwrap_or_else(|| match config.dataset {
                 DatasetName::Imagenet => {
@@ -250,7 +224,7 @@ impl TrainConfig {
                 ))
             }),
             prune: config.prune.clone(),
-            resume_overrides: config.resume_overrides.clone(),
+            resume_overrides: Vec::new(),
         };
         config.check_resolved(&resolved)?;
         Ok(resolved)
@@ -275,15 +249,6 @@ impl TrainConfig {
             };
         }
         Ok(out)
-    }
-
-    /// The training devices' indices: --devices, or --device alone.
-    fn device_indices(&self) -> Vec<usize> {
-        if self.devices.is_empty() {
-            vec![self.device]
-        } else {
-            self.devices.clone()
-        }
     }
 
     /// Checks of values as given, whatever the recipe.
@@ -319,19 +284,7 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&smoothing) {
             bail!("--label-smoothing must lie in [0, 1), got {smoothing}");
         }
-        let n = run.devices.len();
-        if !run.batch_size.is_multiple_of(n) {
-            bail!(
-                "--batch-size {} must be a multiple of the number of --devices ({n})",
-                run.batch_size
-            );
-        }
-        let flag = if self.devices.is_empty() {
-            "--device"
-        } else {
-            "--devices"
-        };
-        backend::check_device_indices(run.backend, &run.devices, flag)?;
+        self.devices.check(run.batch_size)?;
         run.arch.stages(run.depth).context("--depth")?;
         // The model's own options (--dim-per-head, --deep-stem, …), before any data is read.
         run.model_config(1, 1).check().context("model options")?;
