@@ -70,6 +70,7 @@ pub fn command_for(cli: clap::Command, task: TaskKind) -> clap::Command {
             .mut_subcommand("train", |c| {
                 let about = c.get_about().cloned();
                 let c = clap::Command::new("train")
+                    .display_name("train --task detect")
                     .allow_negative_numbers(true)
                     .args_override_self(true);
                 let c = match about {
@@ -80,7 +81,9 @@ pub fn command_for(cli: clap::Command, task: TaskKind) -> clap::Command {
             })
             .mut_subcommand("bench", |c| {
                 let about = c.get_about().cloned();
-                let c = clap::Command::new("bench").args_override_self(true);
+                let c = clap::Command::new("bench")
+                    .display_name("bench --task detect")
+                    .args_override_self(true);
                 let c = match about {
                     Some(about) => c.about(about),
                     None => c,

@@ -4,9 +4,14 @@
 //! flags in a run that does not prune. Every case ends in a clear error (exit status 1 or 2,
 //! never a panic's 101) before anything is lost, or in a run that does what it says.
 
+#[macro_use]
+mod tasks;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use tasks::{Task, json, s};
 
 /// `ela` with `args` and extra environment variables.
 fn ela_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -25,14 +30,6 @@ fn ela(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A short ELA run (fixed pruning: one block is skipped after epoch 1) with `extra` flags.
@@ -61,26 +58,11 @@ fn short_run(out: &Path, extra: &[&str]) -> String {
 /// Class 1: a run directory has one owner. A second training (or a resume) on the directory of
 /// a running training is refused, names the owner, and changes nothing; the first run ends as
 /// if alone. The lock goes with the process.
-#[test]
-fn a_second_process_on_a_running_run_directory_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_ela"))
-        .args([
-            "train",
-            "--limit-train",
-            "256",
-            "--limit-test",
-            "64",
-            "--epochs",
-            "3",
-            "--seed",
-            "1",
-            "--out",
-            s(&out),
-        ])
+fn a_second_process_on_a_running_run_directory_is_refused(task: &Task, root: &Path) {
+    let out = root.join("run");
+    let mut first = tasks::ela()
+        .args(task.run_args(&out, &["--seed", "1"]))
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -94,10 +76,10 @@ fn a_second_process_on_a_running_run_directory_is_refused() {
     }
     let before = std::fs::read(out.join("config.json")).unwrap();
     for args in [
-        vec!["train", "--seed", "7", "--epochs", "1", "--out", s(&out)],
-        vec!["train", "--resume", s(&out)],
+        task.run_args(&out, &["--seed", "7", "--epochs", "1", "--windows", "1"]),
+        tasks::strings(&["train", "--resume", s(&out)]),
     ] {
-        let (code, _, stderr) = ela(&args);
+        let (code, _, stderr) = tasks::run(&args, &[]);
         assert_eq!(code, Some(1), "{args:?}: {stderr}");
         assert!(
             stderr.contains("is in use by another ela process")
@@ -110,30 +92,34 @@ fn a_second_process_on_a_running_run_directory_is_refused() {
     assert_eq!(json(&out.join("config.json"))["seed"], 1);
     assert_eq!(json(&out.join("summary.json"))["seed"], 1);
     // The owner is gone: the directory is a finished run, not a busy one.
-    let (code, _, stderr) = ela(&["train", "--resume", s(&out)]);
+    let (code, _, stderr) = tasks::run(&tasks::strings(&["train", "--resume", s(&out)]), &[]);
     assert!(
         code == Some(1) && stderr.contains("already finished"),
         "{stderr}"
     );
 }
 
+per_task!(
+    a_second_process_on_a_running_run_directory_is_refused,
+    super::a_second_process_on_a_running_run_directory_is_refused
+);
+
 /// Class 2: a new run refuses a folder that holds anything but an unstarted run, and leaves the
 /// user's files as they were.
-#[test]
-fn a_folder_that_is_not_a_run_is_never_written_into() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("mine");
+fn a_folder_that_is_not_a_run_is_never_written_into(task: &Task, root: &Path) {
+    let out = root.join("mine");
     std::fs::create_dir_all(out.join("report")).unwrap();
-    for name in ["model.safetensors", "metrics.csv", "report/report.md"] {
+    let mine = [task.weights, "metrics.csv", "report/report.md"];
+    for name in mine {
         std::fs::write(out.join(name), format!("my {name}")).unwrap();
     }
-    let (code, _, stderr) = ela(&["train", "--epochs", "1", "--out", s(&out)]);
+    let (code, _, stderr) = tasks::run(&task.run_args(&out, &[]), &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("not empty and holds no ela run") && stderr.contains("metrics.csv"),
         "{stderr}"
     );
-    for name in ["model.safetensors", "metrics.csv", "report/report.md"] {
+    for name in mine {
         assert_eq!(
             std::fs::read_to_string(out.join(name)).unwrap(),
             format!("my {name}")
@@ -142,6 +128,11 @@ fn a_folder_that_is_not_a_run_is_never_written_into() {
     let entries = std::fs::read_dir(&out).unwrap().count();
     assert_eq!(entries, 3, "nothing was added");
 }
+
+per_task!(
+    a_folder_that_is_not_a_run_is_never_written_into,
+    super::a_folder_that_is_not_a_run_is_never_written_into
+);
 
 /// Writes a safetensors file holding one f32 tensor `input` of `shape`.
 fn input_file(path: &Path, shape: &[usize]) {
@@ -264,25 +255,13 @@ fn half_precision_weights_load_and_outputs_never_replace_inputs() {
 /// Class 4 and the dead end: a run that diverged in its first epoch has no checkpoint; `--resume
 /// --lr` starts it again from epoch 1, removes the killed write's temporary files, and records
 /// the new rate where a later resume, the summary and the report find it.
-#[test]
-fn a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("nan");
-    let common = [
-        "--attention",
-        "none",
-        "--limit-train",
-        "96",
-        "--limit-test",
-        "32",
-        "--epochs",
-        "2",
-        "--warmup-epochs",
-        "0",
-    ];
-    let mut args = vec!["train", "--lr", "1e30", "--out", s(&out)];
-    args.extend(common);
-    let (code, _, stderr) = ela(&args);
+fn a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again(
+    task: &Task,
+    root: &Path,
+) {
+    let out = root.join("nan");
+    let args = task.run_args(&out, &["--lr", "1e30", "--epochs", "2", "--windows", "1"]);
+    let (code, _, stderr) = tasks::run(&args, &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("--resume starts the run again from epoch 1"),
@@ -293,8 +272,8 @@ fn a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again() 
     std::fs::create_dir_all(out.join("checkpoint")).unwrap();
     std::fs::write(out.join("checkpoint/.tmpH4lf"), b"half").unwrap();
 
-    let (code, stdout, stderr) = ela(&["train", "--resume", s(&out), "--lr", "0.02"]);
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let resume = tasks::strings(&["train", "--resume", s(&out), "--lr", "0.02"]);
+    let stdout = tasks::run_ok(&resume);
     assert!(
         stdout.contains("starting it again from epoch 1"),
         "{stdout}"
@@ -302,6 +281,10 @@ fn a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again() 
     assert!(!out.join(".tmpK1ll3d").exists() && !out.join("checkpoint/.tmpH4lf").exists());
     let config = json(&out.join("config.json"));
     assert_eq!(config["lr"], 0.02, "a later --resume reads this rate");
+    assert_eq!(
+        config["task"], task.name,
+        "the run directory knows its task"
+    );
     let change = serde_json::json!([{"from_epoch": 1, "lr": 0.02, "previous_lr": 1e30}]);
     assert_eq!(config["resume_overrides"], change, "{config}");
     assert_eq!(json(&out.join("summary.json"))["resume_overrides"], change);
@@ -313,6 +296,11 @@ fn a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again() 
         "{report}"
     );
 }
+
+per_task!(
+    a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again,
+    super::a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again
+);
 
 /// Writes the four MNIST IDX files (raw) with `train` and `test` images of the given sizes.
 fn mnist_dir(dir: &Path, (train, train_side): (usize, usize), (test, test_side): (usize, usize)) {
@@ -341,11 +329,9 @@ fn mnist_dir(dir: &Path, (train, train_side): (usize, usize), (test, test_side):
     std::fs::write(dir.join("t10k-labels-idx1-ubyte"), labels(test)).unwrap();
 }
 
-/// Classes 8 and 9: empty or disagreeing splits and devices that do not exist (or are given
-/// twice) stop the run before its directory exists; the data-parallel path runs on logical CPU
-/// devices only when asked for.
+/// Class 8: empty or disagreeing splits stop the run before its directory exists.
 #[test]
-fn bad_data_and_devices_stop_before_anything_is_written() {
+fn bad_data_stops_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never");
     // (folder, (training images, side), (test images, side), what the error says)
@@ -372,22 +358,166 @@ fn bad_data_and_devices_stop_before_anything_is_written() {
         assert!(stderr.contains(needle), "{needle}: {stderr}");
         assert!(!out.exists(), "{needle}: a run directory was created");
     }
+}
+
+/// Class 9: devices that do not exist, or are given twice, stop the run before its directory
+/// exists, whatever the task; the data-parallel path runs on logical CPU devices only when
+/// asked for.
+fn devices_that_do_not_exist_stop_before_anything_is_written(task: &Task, root: &Path) {
+    let out = root.join("never");
     for (flags, needle) in [
-        (vec!["--devices", "0,0"], "device 0 is given twice"),
+        (["--devices", "0,0"], "device 0 is given twice"),
         (
-            vec!["--devices", "0,1"],
+            ["--devices", "0,1"],
             "backend 'cpu' has no device 1; it has one device, 0",
         ),
         (
-            vec!["--device", "5"],
+            ["--device", "5"],
             "--device 5: backend 'cpu' has no device 5",
         ),
     ] {
-        let mut args = vec!["train", "--out", s(&out)];
-        args.extend(&flags);
-        let (code, _, stderr) = ela(&args);
+        let (code, _, stderr) = tasks::run(&task.run_args(&out, &flags), &[]);
         assert_eq!(code, Some(1), "{flags:?}: {stderr}");
         assert!(stderr.contains(needle), "{flags:?}: {stderr}");
         assert!(!out.exists());
+    }
+}
+
+per_task!(
+    devices_that_do_not_exist_stop_before_anything_is_written,
+    super::devices_that_do_not_exist_stop_before_anything_is_written
+);
+
+/// Class 8 for detection: a COCO folder without its annotations, or whose annotations name
+/// images it does not hold, stops the run before its directory exists, naming the file.
+#[test]
+fn detection_data_that_is_not_there_stops_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never");
+    let coco = dir.path().join("coco");
+    std::fs::create_dir_all(coco.join("annotations")).unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--task",
+            "detect",
+            "--dataset",
+            "coco",
+            "--data-dir",
+            s(&coco),
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        ela(&args)
+    };
+    let (code, _, stderr) = train(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("instances_train2017.json is missing") && stderr.contains("fetch coco"),
+        "{stderr}"
+    );
+    // Annotations naming images that are not there.
+    let instances = serde_json::json!({
+        "images": [
+            {"id": 1, "file_name": "1.jpg", "width": 64, "height": 48},
+            {"id": 2, "file_name": "2.jpg", "width": 64, "height": 48}
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 2, 10, 10], "area": 100,
+             "iscrowd": 0},
+            {"id": 2, "image_id": 2, "category_id": 3, "bbox": [1, 2, 10, 10], "area": 100,
+             "iscrowd": 0}
+        ],
+        "categories": [{"id": 3, "name": "car", "supercategory": "vehicle"}]
+    });
+    for split in ["train", "val"] {
+        let path = coco.join(format!("annotations/instances_{split}2017.json"));
+        std::fs::write(path, instances.to_string()).unwrap();
+        std::fs::create_dir_all(coco.join(format!("{split}2017"))).unwrap();
+    }
+    let (code, _, stderr) = train(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("instances_train2017.json names 2 image(s) that")
+            && stderr.contains("1.jpg and 1 more"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "a run directory was created");
+}
+
+/// Class 3 for every command that writes: an output that is one of the command's inputs (the
+/// weights a detector was read from, an image, a folder holding the inputs) is refused before
+/// anything is read or written, naming both flags, and the inputs are unchanged.
+#[test]
+fn no_command_writes_over_its_inputs() {
+    let root = tempfile::tempdir().unwrap();
+    let all = tasks::tasks(root.path());
+    let detect = all.iter().find(|t| t.name == "detect").unwrap();
+    let run = root.path().join("run");
+    tasks::run_ok(&detect.run_args(&run, &["--epochs", "1", "--windows", "1"]));
+    let image = root.path().join("digits/val");
+    let image = std::fs::read_dir(&image)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let inputs = [
+        run.join("model.bpk"),
+        run.join("classes.json"),
+        image.clone(),
+    ];
+    let before: Vec<Vec<u8>> = inputs.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let detect_args = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["detect", "--weights", s(&run), "--image", s(&image)];
+        args.extend_from_slice(extra);
+        tasks::strings(&args)
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            detect_args(&["--out", s(&run.join("model.bpk"))]),
+            "is the file given as --weights",
+        ),
+        (
+            detect_args(&["--json", s(&run.join("classes.json"))]),
+            "is the file given as --weights",
+        ),
+        (
+            detect_args(&["--out", s(&image)]),
+            "is the file given as --image",
+        ),
+        (
+            tasks::strings(&["report", s(&run), "--out", s(root.path())]),
+            "lies inside",
+        ),
+        (
+            tasks::strings(&[
+                "reproduce",
+                "table4",
+                "--experiments",
+                s(&experiments),
+                "--results",
+                s(&experiments.join("..")),
+                "--dry-run",
+            ]),
+            "lies inside",
+        ),
+        (
+            detect.run_args(
+                &root.path().join("digits"),
+                &["--pretrained", s(&run.join("model.bpk"))],
+            ),
+            "lies inside",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, _, stderr) = tasks::run(&args, &[]);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    for (path, bytes) in inputs.iter().zip(before) {
+        assert_eq!(std::fs::read(path).unwrap(), bytes, "{}", path.display());
     }
 }

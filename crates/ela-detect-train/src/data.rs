@@ -86,6 +86,9 @@ impl DetectData {
         if val.images.is_empty() {
             bail!("{} has no validation image", val.annotation_file.display());
         }
+        for split in [&train, &val] {
+            check_images(split)?;
+        }
         if train.num_classes() != val.num_classes() {
             bail!(
                 "{} has {} categories but {} has {}",
@@ -128,6 +131,30 @@ impl DetectData {
             })
             .collect()
     }
+}
+
+/// Refuses a split whose annotations name images its folder does not hold, naming them, before
+/// any work.
+fn check_images(split: &CocoSplit) -> Result<()> {
+    let missing: Vec<&str> = split
+        .images
+        .iter()
+        .filter(|i| !split.image_dir.join(&i.file_name).is_file())
+        .map(|i| i.file_name.as_str())
+        .collect();
+    if let Some(first) = missing.first() {
+        bail!(
+            "{} names {} image(s) that {} does not hold: {first}{}",
+            split.annotation_file.display(),
+            missing.len(),
+            split.image_dir.display(),
+            match missing.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            }
+        );
+    }
+    Ok(())
 }
 
 /// One batch as a loader item: its images through the pipeline, and the seed of its sampling.

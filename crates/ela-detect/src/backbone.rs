@@ -127,6 +127,11 @@ pub struct Backbone {
 impl Backbone {
     /// C2–C5 and, when `collect`, each block's attention weights (the pruning controller's
     /// input).
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, 3, height, width]`
+    /// - output: stage s of C2–C5 is `[batch, out_channels[s], height / 2^(s+2), width /
+    ///   2^(s+2)]` (rounded up)
     pub fn forward(&self, images: Tensor<4>, collect: bool) -> FeatureOutput {
         self.resnet.forward_features(images, collect)
     }

@@ -12,15 +12,15 @@ use rand::rngs::StdRng;
 
 use crate::DetectError;
 use crate::backbone::{Backbone, BackboneConfig};
-use crate::fpn::Fpn;
+use crate::fpn::{Fpn, FpnConfig};
 use crate::mask_head::{
     MaskHead, MaskHeadConfig, MaskSample, map_count, mask_loss, mask_probabilities,
 };
 use crate::roi_align::Roi;
 use crate::roi_head::{
-    BoxHead, Detection, RoiHeadConfig, RoiSamples, detections, roi_loss, sample_rois,
+    BoxHead, BoxHeadConfig, Detection, RoiHeadConfig, RoiSamples, detections, roi_loss, sample_rois,
 };
-use crate::rpn::{RpnConfig, RpnHead, Targets, proposals, rpn_loss};
+use crate::rpn::{RpnConfig, RpnHead, RpnHeadConfig, Targets, proposals, rpn_loss};
 
 /// FPN channels.
 pub const FPN_CHANNELS: usize = 256;
@@ -103,7 +103,7 @@ impl DetectorConfig {
     pub fn init(&self, device: &Device) -> Result<Detector, DetectError> {
         let backbone = self.backbone.init(device)?;
         let c = self.fpn_channels;
-        let fpn = Fpn::new(&backbone.out_channels(), c, device);
+        let fpn = FpnConfig::new(backbone.out_channels(), c).init(device);
         let roi = self.roi.align.output;
         let mask = self
             .mask
@@ -113,14 +113,14 @@ impl DetectorConfig {
             config: self.clone(),
             backbone,
             fpn,
-            rpn: RpnHead::new(c, self.rpn.anchors.per_location(), device),
-            head: BoxHead::new(
+            rpn: RpnHeadConfig::new(c, self.rpn.anchors.per_location()).init(device),
+            head: BoxHeadConfig::new(
                 c * roi * roi,
                 self.head_width,
                 self.roi.classes,
                 self.roi.regressed_classes(),
-                device,
-            ),
+            )
+            .init(device),
             mask,
         })
     }

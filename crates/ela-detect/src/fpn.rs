@@ -10,6 +10,34 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions, MaxPoolOptions};
 
 use crate::init::{Init, conv};
 
+/// The pyramid's configuration.
+#[derive(Config, Debug)]
+pub struct FpnConfig {
+    /// Channels of C2–C5 (ResNet-50: 256, 512, 1024, 2048).
+    pub in_channels: Vec<usize>,
+    /// Channels of every output level (256).
+    pub out_channels: usize,
+}
+
+impl FpnConfig {
+    /// Xavier-uniform convolutions with zero bias.
+    pub fn init(&self, device: &Device) -> Fpn {
+        let out = self.out_channels;
+        Fpn {
+            lateral: self
+                .in_channels
+                .iter()
+                .map(|&c| conv([c, out], 1, Init::Xavier, device))
+                .collect(),
+            output: self
+                .in_channels
+                .iter()
+                .map(|_| conv([out, out], 3, Init::Xavier, device))
+                .collect(),
+        }
+    }
+}
+
 /// The pyramid's convolutions.
 #[derive(Module, Debug)]
 pub struct Fpn {
@@ -20,21 +48,13 @@ pub struct Fpn {
 }
 
 impl Fpn {
-    /// Xavier-uniform convolutions with zero bias.
-    pub fn new(in_channels: &[usize], out_channels: usize, device: &Device) -> Self {
-        Self {
-            lateral: in_channels
-                .iter()
-                .map(|&c| conv([c, out_channels], 1, Init::Xavier, device))
-                .collect(),
-            output: in_channels
-                .iter()
-                .map(|_| conv([out_channels, out_channels], 3, Init::Xavier, device))
-                .collect(),
-        }
-    }
-
-    /// P2–P6 from C2–C5.
+    /// P2–P6 from C2–C5 (one more level than given: the coarsest output max-pooled).
+    ///
+    /// # Shapes
+    /// - `features[l]`: `[batch, in_channels[l], h_l, w_l]`, each level half the size of the one
+    ///   before
+    /// - output `[l]` for l < L: `[batch, out_channels, h_l, w_l]`; the last, `[batch,
+    ///   out_channels, ⌈h_L / 2⌉, ⌈w_L / 2⌉]` of the coarsest
     pub fn forward(&self, features: Vec<Tensor<4>>) -> Vec<Tensor<4>> {
         let laterals: Vec<Tensor<4>> = features
             .into_iter()
@@ -62,11 +82,12 @@ impl Fpn {
             .zip(&self.output)
             .map(|(x, conv)| conv.forward(x))
             .collect();
-        let top = outs.last().expect("at least one level").clone();
-        outs.push(max_pool2d(
-            top,
-            MaxPoolOptions::new([1, 1]).with_stride([2, 2]),
-        ));
+        if let Some(top) = outs.last().cloned() {
+            outs.push(max_pool2d(
+                top,
+                MaxPoolOptions::new([1, 1]).with_stride([2, 2]),
+            ));
+        }
         outs
     }
 }

@@ -112,7 +112,11 @@ pub struct MaskHead {
 }
 
 impl MaskHead {
-    /// `[K, maps, 28, 28]` logits of RoI features `[K, C, 14, 14]`.
+    /// One logit map per class of every RoI.
+    ///
+    /// # Shapes
+    /// - `features`: `[rois, channels, 14, 14]`
+    /// - output: `[rois, maps, 28, 28]`
     pub fn forward(&self, features: Tensor<4>) -> Tensor<4> {
         let x = self.convs.iter().fold(features, |x, c| relu(c.forward(x)));
         self.logits.forward(relu(self.upsample.forward(x)))

@@ -133,8 +133,11 @@ fn axis_weights(
     }
 }
 
-/// RoIAlign of `rois` on one feature map `[B, C, H, W]`: `[K, C, out_h, out_w]`, differentiable
-/// with respect to the features.
+/// RoIAlign of `rois` on one feature map, differentiable with respect to the features.
+///
+/// # Shapes
+/// - `features`: `[batch, channels, height, width]`; each RoI names its image of the batch
+/// - output: `[rois, channels, out_h, out_w]`
 pub fn roi_align(features: Tensor<4>, rois: &[Roi], config: &RoiAlignConfig) -> Tensor<4> {
     let [batch, channels, height, width] = features.dims();
     let (ph, pw) = config.output;
@@ -279,7 +282,11 @@ impl MultiLevelRoiAlign {
             .collect()
     }
 
-    /// `[K, C, output, output]`, in the order of `rois`.
+    /// RoIAlign of every RoI on its pyramid level (by box scale), in the order of `rois`.
+    ///
+    /// # Shapes
+    /// - `features[l]`: `[batch, channels, h_l, w_l]`, the levels of `strides`
+    /// - output: `[rois, channels, output, output]`
     pub fn forward(&self, features: &[Tensor<4>], rois: &[Roi]) -> Tensor<4> {
         let levels = self.levels(rois);
         let mut parts = Vec::new();

@@ -21,6 +21,32 @@ use crate::nms::{batched_nms, host_f32, host_i64, indices};
 use crate::roi_align::{MultiLevelRoiAlign, Roi};
 use crate::rpn::Targets;
 
+/// The box head's configuration.
+#[derive(Config, Debug)]
+pub struct BoxHeadConfig {
+    /// Flattened RoI features: `channels · 7 · 7`.
+    pub input: usize,
+    /// Width of the two shared FCs (1024).
+    pub hidden: usize,
+    /// Object classes (without the background).
+    pub classes: usize,
+    /// Classes with their own four deltas (`classes`; torchvision: `classes + 1`).
+    pub reg_classes: usize,
+}
+
+impl BoxHeadConfig {
+    /// Xavier shared FCs; classifier N(0, 0.01²), regressor N(0, 0.001²); zero biases.
+    pub fn init(&self, device: &Device) -> BoxHead {
+        let hidden = self.hidden;
+        BoxHead {
+            fc6: linear(self.input, hidden, Init::Xavier, device),
+            fc7: linear(hidden, hidden, Init::Xavier, device),
+            cls: linear(hidden, self.classes + 1, Init::Normal(0.01), device),
+            reg: linear(hidden, 4 * self.reg_classes, Init::Normal(0.001), device),
+        }
+    }
+}
+
 /// The box head's layers.
 #[derive(Module, Debug)]
 pub struct BoxHead {
@@ -35,25 +61,11 @@ pub struct BoxHead {
 }
 
 impl BoxHead {
-    /// Xavier shared FCs; classifier N(0, 0.01²), regressor N(0, 0.001²) with four outputs per
-    /// class of `reg_classes`; zero biases.
-    pub fn new(
-        input: usize,
-        hidden: usize,
-        classes: usize,
-        reg_classes: usize,
-        device: &Device,
-    ) -> Self {
-        Self {
-            fc6: linear(input, hidden, Init::Xavier, device),
-            fc7: linear(hidden, hidden, Init::Xavier, device),
-            cls: linear(hidden, classes + 1, Init::Normal(0.01), device),
-            reg: linear(hidden, 4 * reg_classes, Init::Normal(0.001), device),
-        }
-    }
-
-    /// Class logits `[K, classes + 1]` and deltas `[K, 4 · classes]` of RoI features
-    /// `[K, C, 7, 7]`.
+    /// Class logits and class-specific deltas of RoI features.
+    ///
+    /// # Shapes
+    /// - `features`: `[rois, channels, 7, 7]`
+    /// - output: logits `[rois, classes + 1]`, deltas `[rois, 4 · reg_classes]`
     pub fn forward(&self, features: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let [k, c, h, w] = features.dims();
         let x = relu(self.fc6.forward(features.reshape([k, c * h * w])));

@@ -18,6 +18,27 @@ use crate::init::{Init, conv};
 use crate::losses::{binary_cross_entropy_with_logits, l1_sum, smooth_l1_sum};
 use crate::nms::{batched_nms, host_f32, host_i64, indices};
 
+/// The RPN head's configuration.
+#[derive(Config, Debug)]
+pub struct RpnHeadConfig {
+    /// Channels of the pyramid's levels (256).
+    pub channels: usize,
+    /// Anchors per location (3: one scale, three ratios).
+    pub anchors: usize,
+}
+
+impl RpnHeadConfig {
+    /// N(0, 0.01²) weights, zero biases.
+    pub fn init(&self, device: &Device) -> RpnHead {
+        let (c, a) = (self.channels, self.anchors);
+        RpnHead {
+            conv: conv([c, c], 3, Init::Normal(0.01), device),
+            cls: conv([c, a], 1, Init::Normal(0.01), device),
+            reg: conv([c, 4 * a], 1, Init::Normal(0.01), device),
+        }
+    }
+}
+
 /// The RPN head's convolutions.
 #[derive(Module, Debug)]
 pub struct RpnHead {
@@ -41,16 +62,11 @@ pub struct RpnOutput {
 }
 
 impl RpnHead {
-    /// N(0, 0.01²) weights, zero biases.
-    pub fn new(channels: usize, anchors: usize, device: &Device) -> Self {
-        Self {
-            conv: conv([channels, channels], 3, Init::Normal(0.01), device),
-            cls: conv([channels, anchors], 1, Init::Normal(0.01), device),
-            reg: conv([channels, 4 * anchors], 1, Init::Normal(0.01), device),
-        }
-    }
-
     /// Logits and deltas of every level, flattened position-major, anchor-minor.
+    ///
+    /// # Shapes
+    /// - `features[l]`: `[batch, channels, h_l, w_l]`
+    /// - output: logits `[batch, N]`, deltas `[batch, N, 4]` with `N = Σ_l h_l · w_l · anchors`
     pub fn forward(&self, features: &[Tensor<4>]) -> RpnOutput {
         let mut logits = Vec::new();
         let mut deltas = Vec::new();

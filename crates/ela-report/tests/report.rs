@@ -360,3 +360,104 @@ fn broken_run_directories_are_named_with_what_is_wrong() {
         "{err}"
     );
 }
+
+/// A detection run of `detector` (`faster-rcnn` or `mask-rcnn`): 2 epochs whose box AP is `ap`
+/// then twice it (the mask AP half the box AP), as the detection task records them.
+fn detection_run(root: &Path, name: &str, detector: &str, ap: f64) -> std::path::PathBuf {
+    let dir = root.join(name);
+    let mut run = RunDir::create(&dir).unwrap();
+    write_json(
+        &dir.join("config.json"),
+        &serde_json::json!({"task": "detect", "detector": detector, "attention": "mrla-b",
+            "ela": true, "depth": 18, "dataset": "digits", "seed": 3, "epochs": 2, "lr": 0.02,
+            "batch_size": 4}),
+    )
+    .unwrap();
+    let keys = [
+        "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
+    ];
+    for epoch in 1..=2 {
+        let ap = ap * epoch as f64;
+        let mut values = vec![
+            ela_records::Value::new("loss", 3.0 / epoch as f64),
+            ela_records::Value::new("loss_rpn_cls", 0.7),
+            ela_records::Value::new("loss_rpn_bbox", 0.05),
+            ela_records::Value::new("loss_cls", 1.5 / epoch as f64),
+            ela_records::Value::new("loss_bbox", 0.3),
+        ];
+        let mut prefixes = vec![("", ap)];
+        if detector == "mask-rcnn" {
+            values.push(ela_records::Value::new("loss_mask", 0.45));
+            prefixes.push(("segm_", ap / 2.0));
+        }
+        for (prefix, ap) in prefixes {
+            values.extend(keys.iter().enumerate().map(|(k, key)| {
+                let v = if k == 1 { 2.0 * ap } else { ap };
+                ela_records::Value::new(format!("{prefix}{key}"), v)
+            }));
+        }
+        run.record_epoch(EpochRecord {
+            epoch,
+            lr: 0.02,
+            values,
+            train_seconds: 4.0,
+            epoch_seconds: 5.0,
+            skipped: vec![],
+        })
+        .unwrap();
+    }
+    dir
+}
+
+/// Detection runs get the detection report, alone or compared side by side; runs of two tasks
+/// cannot be compared.
+#[test]
+fn detection_runs_are_reported_and_compared_and_tasks_are_not_mixed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mask = detection_run(tmp.path(), "mask", "mask-rcnn", 0.1);
+    let faster = detection_run(tmp.path(), "faster", "faster-rcnn", 0.05);
+    let one = write_report(&[Run::load(&mask).unwrap()], &tmp.path().join("one")).unwrap();
+    assert!(one.figure("curves.png").is_some());
+    let md = std::fs::read_to_string(&one.markdown).unwrap();
+    assert!(
+        md.contains("Mask R-CNN R-18 FPN, backbone attention ela")
+            && md.contains("Boxes:")
+            && md.contains("Masks:"),
+        "{md}"
+    );
+    // Box AP 20%, AP50 40%, mask AP 10% at the last epoch.
+    assert!(
+        md.contains(
+            "| mask | ela | 18 | digits | 3 | 2 | 20.00 | 40.00 | 10.00 | 20.00 | 4.0 | - |"
+        ),
+        "{md}"
+    );
+
+    let runs = [Run::load(&mask).unwrap(), Run::load(&faster).unwrap()];
+    let both = write_report(&runs, &tmp.path().join("both")).unwrap();
+    assert!(
+        both.figure("1-mask-curves.png").is_some() && both.figure("2-faster-curves.png").is_some()
+    );
+    let md = std::fs::read_to_string(&both.markdown).unwrap();
+    assert!(
+        md.contains("| box AP (%) | box AP50 (%) | mask AP (%) | best box AP (%) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| faster | ela | 18 | digits | 3 | 2 | 10.00 | 20.00 | - | 10.00 | 4.0 | - |"),
+        "{md}"
+    );
+
+    let mixed = [
+        Run::load(&mask).unwrap(),
+        Run::load(&ela_run(tmp.path())).unwrap(),
+    ];
+    let err = format!(
+        "{:#}",
+        write_report(&mixed, &tmp.path().join("mixed")).unwrap_err()
+    );
+    assert!(
+        err.contains("runs of different tasks cannot be compared") && err.contains("a detect run"),
+        "{err}"
+    );
+}

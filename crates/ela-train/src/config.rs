@@ -132,7 +132,7 @@ pub fn read(path: &Path, command: &clap::Command) -> Result<Vec<String>> {
                 path.display(),
                 s.key,
                 command.get_name(),
-                command.get_name()
+                command.get_display_name().unwrap_or(command.get_name())
             );
         }
     }

@@ -180,7 +180,7 @@ impl<T: Task> SupervisedLearningStrategy<T::Model> for RuntimeStrategy<T> {
                 epoch_number: epoch,
                 total_items: total_train_items,
             }));
-            let mut sums = TrainSums::new();
+            let mut sums = TrainSums::default();
             let main = self.device.clone();
             let steps = match &feed {
                 TrainFeed::One(dl_train) => {

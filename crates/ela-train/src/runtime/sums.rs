@@ -11,6 +11,7 @@ use crate::pruning::ScoreSums;
 const NO_BAD_STEP: f64 = 1e9;
 
 /// Sums over one epoch's training batches.
+#[derive(Default)]
 pub struct TrainSums {
     values: Option<Tensor<1>>,
     items: usize,
@@ -36,17 +37,6 @@ pub struct EpochSums {
 }
 
 impl TrainSums {
-    /// Nothing summed yet.
-    pub fn new() -> Self {
-        Self {
-            values: None,
-            items: 0,
-            batches: 0,
-            scores: ScoreSums::new(),
-            first_bad: None,
-        }
-    }
-
     /// Adds one batch's output, computed on `device` or on a data-parallel worker's, at
     /// optimizer step `step` (1-based in the epoch).
     pub fn add(&mut self, item: &mut impl StepOutput, device: &Device, step: usize) {
