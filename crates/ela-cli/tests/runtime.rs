@@ -168,3 +168,83 @@ fn a_table5_config_trains_a_detector_and_is_checked_against_detection_flags() {
         "{stderr}"
     );
 }
+
+/// `train --task detect --pretrained RUN`: the backbone starts from an ImageNet-architecture
+/// classification run of the same attention (frozen stem and `layer1`, frozen statistics); a
+/// backbone of another attention is refused, naming both.
+#[test]
+fn a_detector_starts_from_a_classification_runs_backbone_of_its_attention() {
+    let root = tempfile::tempdir().unwrap();
+    let images =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../ela-data/tests/fixtures/imagefolder");
+    let classifier = root.path().join("classifier");
+    run_ok(&tasks::strings(&[
+        "train",
+        "--dataset",
+        "imagenet",
+        "--data-dir",
+        s(&images),
+        "--depth",
+        "18",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--windows",
+        "none",
+        "--out",
+        s(&classifier),
+    ]));
+    let detect = |attention: &str, out: &Path| {
+        run(
+            &tasks::strings(&[
+                "train",
+                "--task",
+                "detect",
+                "--data-dir",
+                s(&root.path().join("digits")),
+                "--pretrained",
+                s(&classifier),
+                "--attention",
+                attention,
+                "--limit-train",
+                "8",
+                "--limit-val",
+                "4",
+                "--epochs",
+                "1",
+                "--windows",
+                "1",
+                "--out",
+                s(out),
+            ]),
+            &[],
+        )
+    };
+    let out = root.path().join("detector");
+    let (code, stdout, stderr) = detect("ela", &out);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("pretrained backbone: 166 tensors from")
+            && stdout.contains("classifier/model.safetensors"),
+        "{stdout}"
+    );
+    let config = json(&out.join("config.json"));
+    assert_eq!(
+        (&config["frozen_stages"], &config["norm_eval"]),
+        (&1.into(), &true.into())
+    );
+    let summary = ela_records::read_summary(&out).unwrap();
+    assert!(
+        summary.trainable_parameters < summary.parameters,
+        "the stem and layer1 are frozen: {summary:?}"
+    );
+
+    let (code, _, stderr) = detect("none", &root.path().join("plain"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("trained attention ela (mrla-b layers), the backbone's is none"),
+        "{stderr}"
+    );
+    assert!(!root.path().join("plain").exists());
+}

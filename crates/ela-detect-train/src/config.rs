@@ -74,8 +74,10 @@ pub struct DetectTrainArgs {
     /// Backbone attention: ela (MRLA-B with pruning), or any attention of the model crate.
     #[arg(long, value_enum, default_value = "ela")]
     pub attention: Method,
-    /// ImageNet-pretrained backbone weights: a classification run's `model.safetensors`, an
-    /// official MRLA checkpoint or torchvision ResNet weights.
+    /// ImageNet-pretrained backbone weights: a classification run directory (or its
+    /// `model.safetensors`), an official MRLA checkpoint or torchvision ResNet weights, of the
+    /// backbone's depth and attention (with frozen stem and `layer1` and frozen BatchNorm
+    /// statistics unless --frozen-stages / --norm-eval say otherwise).
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
     /// Stem and stages frozen (MMDetection `frozen_stages`; default 1 with --pretrained, else
@@ -287,10 +289,11 @@ impl DetectTrainArgs {
                 utc_stamp()
             ))
         });
-        if let Some(path) = &self.pretrained
-            && !path.is_file()
-        {
-            bail!("--pretrained: {} is not a file", path.display());
+        if let Some(path) = &self.pretrained {
+            crate::pretrained::weights_file(path)?;
+            if !path.exists() {
+                bail!("--pretrained: {} does not exist", path.display());
+            }
         }
         let config = DetectRunConfig {
             detector: self.detector,

@@ -8,6 +8,7 @@
 //! - [`data`]: the training and validation splits through the detection pipeline, as the
 //!   datasets of the runtime's loaders (a whole batch per item).
 //! - [`model`]: the detector with Burn's train and inference steps.
+//! - [`pretrained`]: ImageNet weights for the backbone.
 //! - [`task`]: [`Detection`], the task the runtime trains: values, evaluation, records.
 //! - [`evaluate`]: detections of a split in COCO's result format and their statistics.
 //! - [`infer`]: a trained detector loaded from its run directory, for single images.
@@ -17,6 +18,7 @@ pub mod data;
 pub mod evaluate;
 pub mod infer;
 pub mod model;
+pub mod pretrained;
 pub mod task;
 
 use std::path::Path;

@@ -108,7 +108,7 @@ impl Task for Detection {
         if let (Some(path), false) = (&config.pretrained, resuming) {
             let b = &detector.backbone;
             let mut resnet = model.backbone.resnet;
-            ela_train::classify::pretrained::load_pretrained(&mut resnet, path, config.ela)?;
+            crate::pretrained::load_backbone(&mut resnet, path, config.ela)?;
             model.backbone.resnet = apply_settings(resnet, b.frozen_stages, b.norm_eval);
         }
         let ids = self.categories().iter().map(|c| c.id).collect();

@@ -41,6 +41,14 @@ impl Value {
             value,
         }
     }
+
+    /// The value named `name` among `values`, NaN when there is none.
+    pub fn find(values: &[Value], name: &str) -> f64 {
+        values
+            .iter()
+            .find(|v| v.name == name)
+            .map_or(f64::NAN, |v| v.value)
+    }
 }
 
 /// One epoch of a run, whatever its task.
@@ -68,7 +76,7 @@ impl EpochRecord {
 
     /// The task value named `name`, NaN when the epoch has none (a curve's gap).
     pub fn value(&self, name: &str) -> f64 {
-        self.get(name).unwrap_or(f64::NAN)
+        Value::find(&self.values, name)
     }
 
     /// The task's column names, in order.

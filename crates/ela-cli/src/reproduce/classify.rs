@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use ela_train::backend::Backend;
 use ela_train::classify::TrainConfig;
 
-use super::{Planned, ReproduceArgs, Results, Row, Scale, Table, mean_std};
+use super::{Planned, ReproduceArgs, Results, Row, Scale, Table, failures, mean_std};
 use crate::training::Launch;
 
 /// Flags a smoke run adds after its config's (later flags win): the embedded MNIST sample,
@@ -214,13 +214,11 @@ pub fn results_markdown(
         }
         md.push('\n');
     }
-    let failures: Vec<String> = results
-        .iter()
-        .flat_map(|r| r.failed.iter().map(move |f| format!("- {}: {f}", r.row)))
-        .collect();
-    if !failures.is_empty() {
-        writeln!(md, "\nFailed runs:\n{}", failures.join("\n")).ok();
-    }
+    md.push_str(&failures(
+        results
+            .iter()
+            .map(|r| (r.row.as_str(), r.failed.as_slice())),
+    ));
     md.push_str("\nSkipped blocks per run (final masks):\n\n");
     for r in results {
         if r.skipped.is_empty() {

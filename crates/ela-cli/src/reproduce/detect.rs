@@ -16,7 +16,7 @@ use clap::{CommandFactory, Parser};
 use ela_detect_train::{DetectRunConfig, DetectTrainArgs};
 use serde::{Deserialize, Serialize};
 
-use super::{Planned, ReproduceArgs, Results, Row, Scale, Table, mean_std};
+use super::{Planned, ReproduceArgs, Results, Row, Scale, Table, failures, mean_std};
 use crate::training::Launch;
 
 /// Flags a smoke run adds after its config's: the digit set, 120 training and 40 validation
@@ -418,12 +418,10 @@ fn markdown(
         }
         md.push('\n');
     }
-    let failures: Vec<String> = results
-        .iter()
-        .flat_map(|r| r.failed.iter().map(move |f| format!("- {}: {f}", r.row)))
-        .collect();
-    if !failures.is_empty() {
-        writeln!(md, "Failed runs:\n{}\n", failures.join("\n")).ok();
-    }
+    md.push_str(&failures(
+        results
+            .iter()
+            .map(|r| (r.row.as_str(), r.failed.as_slice())),
+    ));
     md
 }

@@ -291,6 +291,20 @@ pub fn mean_std(values: &[f64]) -> Option<(f64, Option<f64>)> {
     Some((mean, std))
 }
 
+/// The runs that failed in this invocation, under their rows, as a Markdown list (nothing when
+/// none did).
+pub fn failures<'a>(rows: impl IntoIterator<Item = (&'a str, &'a [String])>) -> String {
+    let lines: Vec<String> = rows
+        .into_iter()
+        .flat_map(|(row, failed)| failed.iter().map(move |f| format!("- {row}: {f}")))
+        .collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\nFailed runs:\n{}\n", lines.join("\n"))
+    }
+}
+
 /// Runs (or lists) the table's runs and writes its results table; returns the table's path.
 pub fn reproduce(args: &ReproduceArgs) -> Result<PathBuf> {
     if args.runs == 0 {

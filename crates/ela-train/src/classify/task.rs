@@ -21,6 +21,7 @@ use super::model::{ElaClassifier, batch_sums};
 use super::options::Method;
 use super::pretrained::load_pretrained;
 use super::resolved::RunConfig;
+use crate::runtime::sums::read_back;
 use crate::runtime::{Loaders, Task};
 
 /// A classification run's task: its configuration and data.
@@ -155,15 +156,7 @@ impl Task for Classification {
         epoch: usize,
         run: &mut RunDir,
     ) -> Result<Vec<Value>> {
-        let sums: Vec<f64> = state.sums.map_or_else(Vec::new, |t| {
-            t.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default()
-                .into_iter()
-                .map(f64::from)
-                .collect()
-        });
+        let sums = state.sums.map_or_else(Vec::new, read_back);
         let (loss, acc) = means(&sums, state.items);
         if let Some(maps) = state.maps {
             let net = &model.net;

@@ -56,8 +56,19 @@ fn run<T: Task>(config: T::Config, resuming: Option<RunLock>) -> Result<RunSumma
     let clock = EpochClock::new();
     let task = Arc::new(T::open(&config, &clock)?);
     let devices = Devices::open(&settings, task.train_items())?;
-    let start = session::open(&settings, resuming)?;
-    let (model, pruning) = build_model(&*task, &settings, &devices, start.resumed.as_ref())?;
+    // A new run's model (its pretrained weights checked) before its directory exists; a resumed
+    // run's from its checkpoint.
+    let (start, (model, pruning)) = match resuming {
+        None => {
+            let built = build_model(&*task, &settings, &devices, None)?;
+            (session::open(&settings, None)?, built)
+        }
+        Some(lock) => {
+            let start = session::open(&settings, Some(lock))?;
+            let built = build_model(&*task, &settings, &devices, start.resumed.as_ref())?;
+            (start, built)
+        }
+    };
     let revision = git_revision();
     write_start_records(&*task, &settings, &start, pruning.as_ref(), &revision)?;
     print_banner(

@@ -67,15 +67,7 @@ impl TrainSums {
 
     /// The sums, read back (the epoch's read-backs).
     pub fn read(self) -> EpochSums {
-        let values = self.values.map_or_else(Vec::new, |t| {
-            t.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default()
-                .into_iter()
-                .map(f64::from)
-                .collect()
-        });
+        let values = self.values.map_or_else(Vec::new, read_back);
         let bad = self
             .first_bad
             .map_or(NO_BAD_STEP, |t| t.into_scalar::<f32>() as f64);
@@ -87,4 +79,15 @@ impl TrainSums {
             first_bad: (bad < 0.5 * NO_BAD_STEP).then_some(bad as usize),
         }
     }
+}
+
+/// The values of a `[k]` f32 tensor of sums, read back.
+pub fn read_back(sums: Tensor<1>) -> Vec<f64> {
+    sums.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f64::from)
+        .collect()
 }
