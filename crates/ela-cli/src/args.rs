@@ -14,9 +14,15 @@ use ela_train::runtime::TaskName;
 #[derive(clap::Args)]
 pub struct DetectArgs {
     /// A detection run's directory, or a model file (`model.bpk`, `checkpoint/model-K.bpk`)
-    /// inside one.
+    /// inside one; with --arch, a torchvision `state_dict` (`.pth` as `torch.save` writes it,
+    /// or `.safetensors`).
     #[arg(long)]
     pub weights: PathBuf,
+    /// The torchvision detector the --weights are a `state_dict` of; it runs as torchvision's
+    /// model in eval mode does, its input transform included, and its labels are COCO's
+    /// category ids.
+    #[arg(long, value_enum)]
+    pub arch: Option<ela_detect_train::torchvision::TorchvisionArch>,
     /// The image (PNG or JPEG).
     #[arg(long)]
     pub image: PathBuf,

@@ -31,7 +31,7 @@ fn outputs<'a>(
 /// `ela detect`: one image through a trained detector.
 pub fn detect(args: &DetectArgs) -> Result<()> {
     let device = backend::device(args.backend, args.device)?;
-    let detector = ela_detect_train::infer::TrainedDetector::load(&args.weights, &device)?;
+    let detector = trained_detector(&args.weights, args.arch, &device)?;
     outputs(&args.out, "--out")
         .chain(outputs(&args.json, "--json"))
         .fold(Io::new(), |io, (flag, path)| io.writes(flag, path))
@@ -79,6 +79,19 @@ pub fn detect(args: &DetectArgs) -> Result<()> {
         eprintln!("{} boxes drawn: {}", boxes.len(), out.display());
     }
     Ok(())
+}
+
+/// A detector to run: a run of ours, or torchvision's `arch` with its `state_dict`.
+fn trained_detector(
+    weights: &Path,
+    arch: Option<ela_detect_train::torchvision::TorchvisionArch>,
+    device: &Device,
+) -> Result<ela_detect_train::infer::TrainedDetector> {
+    use ela_detect_train::infer::TrainedDetector;
+    match arch {
+        Some(arch) => TrainedDetector::torchvision(arch, weights, device),
+        None => TrainedDetector::load(weights, device),
+    }
 }
 
 /// `ela eval-coco`.

@@ -28,6 +28,24 @@ pub struct DetectionPipeline {
     /// Also rasterize the objects' masks (Mask R-CNN's `with_mask`).
     #[serde(default)]
     pub masks: bool,
+    /// How images are brought to the scale.
+    #[serde(default)]
+    pub rescale: Rescale,
+}
+
+/// How an image is brought to the detector's scale: both scale it by `min(long / max(w, h),
+/// short / min(w, h))`, and differ in rounding and interpolation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rescale {
+    /// MMDetection's: mmcv's `imrescale` (sizes rounded to the nearest pixel), bilinear on the
+    /// 8-bit image, then normalized.
+    #[default]
+    Mmdet,
+    /// torchvision's `GeneralizedRCNNTransform`: normalized (on the 0–1 scale), then
+    /// `interpolate(scale_factor, "bilinear", align_corners=False, recompute_scale_factor=True)`
+    /// in f32 (sizes floored).
+    Torchvision,
 }
 
 impl DetectionPipeline {
@@ -40,6 +58,17 @@ impl DetectionPipeline {
             std: [58.395, 57.12, 57.375],
             pad_divisor: 32,
             masks: false,
+            rescale: Rescale::Mmdet,
+        }
+    }
+
+    /// torchvision's detection transform (`min_size=800, max_size=1333`, ImageNet mean and std,
+    /// batches padded to a multiple of 32).
+    pub fn torchvision() -> Self {
+        Self {
+            flip: 0.0,
+            rescale: Rescale::Torchvision,
+            ..Self::mmdet()
         }
     }
 }
@@ -87,10 +116,56 @@ impl DetectionPipeline {
         );
         let factor =
             (long as f64 / width.max(height) as f64).min(short as f64 / width.min(height) as f64);
-        (
-            ((width as f64 * factor + 0.5) as usize).max(1),
-            ((height as f64 * factor + 0.5) as usize).max(1),
-        )
+        let size = |v: usize| match self.rescale {
+            Rescale::Mmdet => ((v as f64 * factor + 0.5) as usize).max(1),
+            Rescale::Torchvision => ((v as f64 * factor).floor() as usize).max(1),
+        };
+        (size(width), size(height))
+    }
+
+    /// The image's normalized CHW pixels at `(nh, nw)`, flipped horizontally with `flipped`.
+    fn pixels(&self, image: &RgbImage, (nh, nw): (usize, usize), flipped: bool) -> Vec<f32> {
+        let plane = nh * nw;
+        let mut pixels = vec![0.0f32; 3 * plane];
+        match self.rescale {
+            Rescale::Mmdet => {
+                let (w, h) = (image.width() as usize, image.height() as usize);
+                let resized = if (nw, nh) == (w, h) {
+                    image.clone()
+                } else {
+                    resize_bilinear(image, nw as u32, nh as u32)
+                };
+                for y in 0..nh {
+                    for x in 0..nw {
+                        let p = resized.get_pixel(x as u32, y as u32).0;
+                        for c in 0..3 {
+                            pixels[c * plane + y * nw + x] =
+                                (p[c] as f32 - self.mean[c]) / self.std[c];
+                        }
+                    }
+                }
+            }
+            Rescale::Torchvision => {
+                // torchvision's constants, on the 0–1 scale.
+                let (w, h) = (image.width() as usize, image.height() as usize);
+                let mean = self.mean.map(|m| m / 255.0);
+                let std = self.std.map(|s| s / 255.0);
+                let mut normalized = vec![0.0f32; 3 * h * w];
+                for (x, y, p) in image.enumerate_pixels() {
+                    for c in 0..3 {
+                        normalized[(c * h + y as usize) * w + x as usize] =
+                            (p.0[c] as f32 / 255.0 - mean[c]) / std[c];
+                    }
+                }
+                pixels = crate::interpolate::bilinear(&normalized, 3, (h, w), (nh, nw));
+            }
+        }
+        if flipped {
+            for row in pixels.chunks_exact_mut(nw) {
+                row.reverse();
+            }
+        }
+        pixels
     }
 
     /// Resizes, flips (when `rng` is given and draws it), normalizes; fails only on a
@@ -104,11 +179,6 @@ impl DetectionPipeline {
     ) -> Result<DetectionItem, String> {
         let (w, h) = (image.width() as usize, image.height() as usize);
         let (nw, nh) = self.resized(w, h);
-        let resized = if (nw, nh) == (w, h) {
-            image.clone()
-        } else {
-            resize_bilinear(image, nw as u32, nh as u32)
-        };
         let (sw, sh) = (nw as f32 / w as f32, nh as f32 / h as f32);
         let flipped = rng.is_some_and(|r| r.random::<f32>() < self.flip);
         let map = |b: &[f32; 4]| {
@@ -125,17 +195,7 @@ impl DetectionPipeline {
                 b
             }
         };
-        let mut pixels = vec![0.0f32; 3 * nh * nw];
-        let plane = nh * nw;
-        for y in 0..nh {
-            for x in 0..nw {
-                let sx = if flipped { nw - 1 - x } else { x };
-                let p = resized.get_pixel(sx as u32, y as u32).0;
-                for c in 0..3 {
-                    pixels[c * plane + y * nw + x] = (p[c] as f32 - self.mean[c]) / self.std[c];
-                }
-            }
-        }
+        let pixels = self.pixels(image, (nh, nw), flipped);
         let boxes: Vec<[f32; 4]> = targets.boxes.iter().map(map).collect();
         let masks = if self.masks {
             self.masks(targets, (h, w), (nh, nw), flipped, &boxes)

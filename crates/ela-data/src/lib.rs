@@ -9,7 +9,8 @@
 //! - [`imagenet`]: the ImageNet image-folder dataset with JPEG decoding and its transforms;
 //! - [`ilsvrc`]: ImageNet-1K prepared from the official ILSVRC2012 archives, with [`mat`], a
 //!   MATLAB level-5 reader for the devkit's `meta.mat`;
-//! - [`detection`]: the detection input pipeline (resize to fit, flip, normalize, pad, batch);
+//! - [`detection`]: the detection input pipeline (resize to fit, flip, normalize, pad, batch),
+//!   MMDetection's or torchvision's, with [`interpolate`], PyTorch's bilinear resize;
 //! - [`masks`]: binary instance masks (rasterized segmentations, resize, flip, COCO RLE);
 //! - [`digits`]: the offline detection set (MNIST digits on canvases, COCO format);
 //! - [`fetch`]: resumable, checksummed downloads of the official dataset archives, installed
@@ -26,5 +27,6 @@ pub mod digits;
 pub mod fetch;
 pub mod ilsvrc;
 pub mod imagenet;
+pub mod interpolate;
 pub mod masks;
 pub mod mat;

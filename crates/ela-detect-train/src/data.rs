@@ -109,33 +109,43 @@ impl DetectData {
         })
     }
 
-    /// Items of `split` at `positions`, through the pipeline; image k is flipped at random
-    /// (with probability 0.5) when `flip_seed` gives the seed of its draw, `flip_seed(k)`.
+    /// Items of `split` at `positions`, through the pipeline (see [`load_items`]).
     pub fn items(
         &self,
         split: &CocoSplit,
         positions: &[usize],
         flip_seed: Option<&dyn Fn(usize) -> u64>,
     ) -> Result<Vec<DetectionItem>> {
-        positions
-            .iter()
-            .enumerate()
-            .map(|(k, &p)| {
-                let image = &split.images[p];
-                let rgb = split.load_rgb(image)?;
-                let targets = split.targets(image.id);
-                let mut rng = flip_seed.map(|s| StdRng::seed_from_u64(s(k)));
-                self.pipeline
-                    .apply(image.id, &rgb, &targets, rng.as_mut())
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", split.annotation_file.display()))
-            })
-            .collect()
+        load_items(&self.pipeline, split, positions, flip_seed)
     }
+}
+
+/// Items of `split` at `positions`, through `pipeline`; image k is flipped at random (with the
+/// pipeline's probability) when `flip_seed` gives the seed of its draw, `flip_seed(k)`.
+pub fn load_items(
+    pipeline: &DetectionPipeline,
+    split: &CocoSplit,
+    positions: &[usize],
+    flip_seed: Option<&dyn Fn(usize) -> u64>,
+) -> Result<Vec<DetectionItem>> {
+    positions
+        .iter()
+        .enumerate()
+        .map(|(k, &p)| {
+            let image = &split.images[p];
+            let rgb = split.load_rgb(image)?;
+            let targets = split.targets(image.id);
+            let mut rng = flip_seed.map(|s| StdRng::seed_from_u64(s(k)));
+            pipeline
+                .apply(image.id, &rgb, &targets, rng.as_mut())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", split.annotation_file.display()))
+        })
+        .collect()
 }
 
 /// Refuses a split whose annotations name images its folder does not hold, naming them, before
 /// any work.
-fn check_images(split: &CocoSplit) -> Result<()> {
+pub fn check_images(split: &CocoSplit) -> Result<()> {
     let missing: Vec<&str> = split
         .images
         .iter()
@@ -336,16 +346,16 @@ impl Dataset<BatchItems> for TrainBatches {
 
 /// A split's images in order, in batches of `batch`, not flipped: what evaluation reads.
 pub struct EvalBatches {
-    data: DetectData,
+    pipeline: DetectionPipeline,
     split: Arc<CocoSplit>,
     batch: usize,
 }
 
 impl EvalBatches {
-    /// `split` of `data` in batches of `batch`.
-    pub fn new(data: &DetectData, split: Arc<CocoSplit>, batch: usize) -> Self {
+    /// `split` through `pipeline` in batches of `batch`.
+    pub fn new(pipeline: &DetectionPipeline, split: Arc<CocoSplit>, batch: usize) -> Self {
         Self {
-            data: data.clone(),
+            pipeline: pipeline.clone(),
             split,
             batch: batch.max(1),
         }
@@ -363,9 +373,7 @@ impl Dataset<BatchItems> for EvalBatches {
             ))));
         }
         let positions: Vec<usize> = (start..end).collect();
-        let items = self
-            .data
-            .items(&self.split, &positions, None)
+        let items = load_items(&self.pipeline, &self.split, &positions, None)
             .map_err(|err| DatasetError::new(std::io::Error::other(format!("{err:#}"))))?;
         Ok(BatchItems {
             originals: positions

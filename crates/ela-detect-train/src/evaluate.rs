@@ -11,13 +11,13 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use ela_data::coco::CocoSplit;
-use ela_data::detection::DetectionItem;
+use ela_data::detection::{DetectionItem, DetectionPipeline};
 use ela_data::masks::CompressedRle;
 use ela_detect::roi_head::Detection;
 use ela_detect::{CocoStats, DetectorConfig, IouType, evaluate_files, paste_mask};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DetectBatcher, DetectData, EvalBatches};
+use crate::data::{DetectBatcher, EvalBatches};
 use crate::model::DetectionModel;
 
 /// One detection as COCO's results files hold it.
@@ -60,22 +60,25 @@ impl CocoResult {
     }
 }
 
-/// Detects every image of `split` in batches of `batch` (the model in eval mode, on `device`).
+/// Detects every image of `split` through `pipeline` in batches of `batch` (the model in eval
+/// mode, on `device`); `progress` hears of each batch done (done, of all).
 pub fn detect_split(
     model: &DetectionModel,
-    data: &DetectData,
+    pipeline: &DetectionPipeline,
     split: &Arc<CocoSplit>,
     batch: usize,
     device: &Device,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<CocoResult>> {
-    let batches = EvalBatches::new(data, split.clone(), batch);
-    let batcher = DetectBatcher::new(data.pipeline.clone());
+    let batches = EvalBatches::new(pipeline, split.clone(), batch);
+    let batcher = DetectBatcher::new(pipeline.clone());
     let mut out = Vec::new();
     for i in 0..batches.len() {
         let items = batches
             .get(i)
             .map_err(|e| anyhow::anyhow!("{}: {e}", split.annotation_file.display()))?;
         out.extend(model.results(batcher.batch(vec![items], device)));
+        progress(i + 1, batches.len());
     }
     Ok(out)
 }

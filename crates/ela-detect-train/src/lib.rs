@@ -11,15 +11,20 @@
 //! - [`pretrained`]: ImageNet weights for the backbone.
 //! - [`task`]: [`Detection`], the task the runtime trains: values, evaluation, records.
 //! - [`evaluate`]: detections of a split in COCO's result format and their statistics.
+//! - [`eval`]: `ela eval --task detect`, a detector scored on a dataset's validation split.
 //! - [`infer`]: a trained detector loaded from its run directory, for single images.
+//! - [`torchvision`]: torchvision's COCO detectors from their `state_dict`, with their
+//!   transform and labels.
 
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod evaluate;
 pub mod infer;
 pub mod model;
 pub mod pretrained;
 pub mod task;
+pub mod torchvision;
 
 use std::path::Path;
 

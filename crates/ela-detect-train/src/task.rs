@@ -131,7 +131,7 @@ impl Task for Detection {
             .batch_size(1)
             .num_workers(c.workers)
             .build(EvalBatches::new(
-                &self.data,
+                &self.data.pipeline,
                 self.data.val.clone(),
                 c.batch_size,
             ));

@@ -52,7 +52,15 @@ fn digit_detector_learns_prunes_and_resumes() {
     device.seed(config.seed);
     let ids = digits.train.instances.category_ids();
     let untrained = DetectionModel::new(detector.init(&device).unwrap(), ids);
-    let results = detect_split(&untrained, &digits, &digits.val, 4, &device).unwrap();
+    let results = detect_split(
+        &untrained,
+        &digits.pipeline,
+        &digits.val,
+        4,
+        &device,
+        &mut |_, _| {},
+    )
+    .unwrap();
     let untrained_file = dir.path().join("untrained.json");
     let before = score(&digits.val, &results, &untrained_file, IouType::Bbox).unwrap();
     let before_segm = score(&digits.val, &results, &untrained_file, IouType::Segm).unwrap();

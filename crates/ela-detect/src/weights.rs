@@ -1,5 +1,6 @@
 //! Importing torchvision's Faster R-CNN or Mask R-CNN (`fasterrcnn_resnet50_fpn`'s or
-//! `maskrcnn_resnet50_fpn`'s `state_dict`, a `.pth` file) into a detector built with
+//! `maskrcnn_resnet50_fpn`'s `state_dict`, a `.pth` file as `torch.save` writes it, or the same
+//! tensors in a `.safetensors` file) into a detector built with
 //! [`DetectorConfig::torchvision`](crate::DetectorConfig) or `torchvision_mask`:
 //! torchvision's names mapped onto ours (`backbone.body.*` → the ResNet, `backbone.fpn.
 //! inner_blocks/layer_blocks` → `fpn.lateral/output`, `rpn.head.*` → `rpn.*`, `roi_heads.
@@ -9,7 +10,7 @@
 
 use std::path::Path;
 
-use burn::store::{ModuleSnapshot, PytorchStore};
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 
 use crate::DetectError;
 use crate::Detector;
@@ -55,16 +56,30 @@ impl Detector {
             what: "torchvision detector weights",
             message,
         };
-        let mut store = FROM_TORCHVISION
-            .iter()
-            .fold(PytorchStore::from_file(path), |s, (a, b)| {
-                s.with_key_remapping(*a, *b)
-            })
-            .map_indices_contiguous(false)
-            .allow_partial(true)
-            .validate(false);
+        let safetensors = ela_model::weights::is_safetensors(path)?;
         let frozen = self.backbone.frozen_stages;
-        let result = self.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+        let result = if safetensors {
+            let mut store = FROM_TORCHVISION
+                .iter()
+                .fold(SafetensorsStore::from_file(path), |s, (a, b)| {
+                    s.with_key_remapping(*a, *b)
+                })
+                .with_from_adapter(PyTorchToBurnAdapter)
+                .map_indices_contiguous(false)
+                .allow_partial(true)
+                .validate(false);
+            self.load_from(&mut store).map_err(|e| err(e.to_string()))?
+        } else {
+            let mut store = FROM_TORCHVISION
+                .iter()
+                .fold(PytorchStore::from_file(path), |s, (a, b)| {
+                    s.with_key_remapping(*a, *b)
+                })
+                .map_indices_contiguous(false)
+                .allow_partial(true)
+                .validate(false);
+            self.load_from(&mut store).map_err(|e| err(e.to_string()))?
+        };
         if !result.errors.is_empty() {
             return Err(err(format!("{:?}", result.errors)));
         }

@@ -390,7 +390,7 @@ pub struct LoadOptions {
 
 /// Whether `path` holds a safetensors file (an 8-byte little-endian header length, then a
 /// JSON object), as opposed to a PyTorch pickle or zip.
-fn is_safetensors(path: &Path) -> Result<bool, ModelError> {
+pub fn is_safetensors(path: &Path) -> Result<bool, ModelError> {
     use std::io::Read;
     let err = |e: std::io::Error| ModelError::Weights {
         path: path.to_path_buf(),
