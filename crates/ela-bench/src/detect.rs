@@ -54,6 +54,11 @@ pub struct DetectBenchConfig {
     /// Device index.
     #[arg(long, default_value_t = 0)]
     pub device: usize,
+    /// Then time torchvision's Faster R-CNN R-50 FPN (`bench/pytorch/detect.py`) with this
+    /// Python (default `python3`) beside ours in its torchvision setting, on the same input
+    /// size, batch and threads: training step and inference, and the Burn / PyTorch ratios.
+    #[arg(long, num_args = 0..=1, default_missing_value = "python3")]
+    pub pytorch: Option<String>,
 }
 
 /// One variant's result.
@@ -131,11 +136,52 @@ fn median(v: &[f64]) -> f64 {
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Runs the benchmark.
-pub fn run_detect(config: &DetectBenchConfig) -> Result<DetectBenchReport> {
+/// `config.objects` random boxes (16 px to half the image per side) of random classes below
+/// `classes` in each image of `(h, w)`.
+pub(crate) fn random_targets(
+    config: &DetectBenchConfig,
+    (h, w): (usize, usize),
+    classes: usize,
+    rng: &mut StdRng,
+) -> Vec<Targets> {
+    (0..config.batch_size)
+        .map(|_| {
+            let boxes = (0..config.objects)
+                .map(|_| {
+                    let (bw, bh) = (
+                        rng.random_range(16.0..w as f32 / 2.0),
+                        rng.random_range(16.0..h as f32 / 2.0),
+                    );
+                    let (x, y) = (
+                        rng.random_range(0.0..w as f32 - bw),
+                        rng.random_range(0.0..h as f32 - bh),
+                    );
+                    [x, y, x + bw, y + bh]
+                })
+                .collect();
+            let labels = (0..config.objects)
+                .map(|_| rng.random_range(0..classes))
+                .collect();
+            Targets {
+                boxes,
+                labels,
+                masks: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The input size `--size` gives.
+pub(crate) fn size(config: &DetectBenchConfig) -> Result<(usize, usize)> {
     let [h, w] = config.size[..] else {
         anyhow::bail!("--size takes HEIGHT,WIDTH, got {:?}", config.size);
     };
+    Ok((h, w))
+}
+
+/// Runs the benchmark.
+pub fn run_detect(config: &DetectBenchConfig) -> Result<DetectBenchReport> {
+    let (h, w) = size(config)?;
     let device = backend::device(config.backend, config.device)?.autodiff();
     let detector = |attention| DetectorConfig::mmdet(config.depth, attention, config.num_classes);
     let mut variants = Vec::new();
@@ -168,31 +214,7 @@ pub fn run_detect(config: &DetectBenchConfig) -> Result<DetectBenchReport> {
         &device,
     );
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let targets: Vec<Targets> = (0..config.batch_size)
-        .map(|_| {
-            let boxes = (0..config.objects)
-                .map(|_| {
-                    let (bw, bh) = (
-                        rng.random_range(16.0..w as f32 / 2.0),
-                        rng.random_range(16.0..h as f32 / 2.0),
-                    );
-                    let (x, y) = (
-                        rng.random_range(0.0..w as f32 - bw),
-                        rng.random_range(0.0..h as f32 - bh),
-                    );
-                    [x, y, x + bw, y + bh]
-                })
-                .collect();
-            let labels = (0..config.objects)
-                .map(|_| rng.random_range(0..config.num_classes))
-                .collect();
-            Targets {
-                boxes,
-                labels,
-                masks: Vec::new(),
-            }
-        })
-        .collect();
+    let targets = random_targets(config, (h, w), config.num_classes, &mut rng);
     let sizes = vec![(h, w); config.batch_size];
     let mut align = Vec::new();
     let rois_per_image = 512;

@@ -18,6 +18,7 @@
 //! - [`step`]: the interleaved training-step and inference rounds.
 //! - [`memory`]: peak memory, one variant per process.
 //! - [`pytorch`]: the PyTorch reference, run on the same configuration.
+//! - [`detect_pytorch`]: the detector's step and inference against torchvision's.
 //! - [`retrieval`]: `ela bench-retrieval`, one block's retrieval and value map.
 //! - [`data`]: `ela bench-data`, the input pipelines.
 //! - [`agreement`]: `ela agree`, one training step on a backend against the CPU's.
@@ -25,6 +26,7 @@
 pub mod agreement;
 pub mod data;
 pub mod detect;
+pub mod detect_pytorch;
 pub mod memory;
 pub mod pytorch;
 pub mod results;

@@ -82,8 +82,18 @@ pub(super) fn run_pytorch(
 
 /// Runs `bench/pytorch/bench.py ARGS` with `python` and parses its JSON output.
 pub fn pytorch_json<T: serde::de::DeserializeOwned>(python: &str, args: &[String]) -> Result<T> {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/pytorch/bench.py");
+    script_json(python, "bench.py", args)
+}
+
+/// Runs `bench/pytorch/<name> ARGS` with `python` and parses its JSON output.
+pub fn script_json<T: serde::de::DeserializeOwned>(
+    python: &str,
+    name: &str,
+    args: &[String],
+) -> Result<T> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../bench/pytorch")
+        .join(name);
     let out = std::process::Command::new(python)
         .arg(&script)
         .args(args)

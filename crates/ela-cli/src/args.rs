@@ -8,7 +8,7 @@ use ela_data::fetch::FetchName;
 use ela_model::registry::ModelEntry;
 use ela_model::{Arch, ElaResNetConfig};
 use ela_train::backend::Backend;
-use ela_train::classify::{Method, PruneArgs};
+use ela_train::classify::{DatasetName, Method, PruneArgs};
 use ela_train::runtime::TaskName;
 
 #[derive(clap::Args)]
@@ -188,4 +188,52 @@ pub struct ForwardArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// The task; default: the run directory's, `detect` with --arch, `classify` with --model.
+    #[arg(long, value_enum)]
+    pub task: Option<TaskName>,
+    /// A run directory of ours; or a weights file: torchvision's detector `state_dict` (`.pth`,
+    /// `.safetensors`) with --arch, a classifier's (ours, an official MRLA checkpoint,
+    /// torchvision's) with --model.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Detection: the torchvision architecture of --weights.
+    #[arg(long, value_enum)]
+    pub arch: Option<ela_detect_train::torchvision::TorchvisionArch>,
+    /// Classification: the registered model of --weights (`ela models`: resnet50,
+    /// resnet50_mrlab, …).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Classification: the dataset. Default: the run's.
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetName>,
+    /// The dataset's folder: detection, COCO 2017's (`annotations/instances_val2017.json`,
+    /// `val2017/`) or the digit set's; classification, as `train --data-dir`. Default: the run's.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Evaluate the first N images (ImageNet: N spread over the classes). Default: the run's
+    /// validation limit, else all.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Images per batch. Default: the run's, else 2 (detection) or 64 (classification).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Data-loader threads (classification).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Detection: where the scored detections are written (COCO results).
+    #[arg(long, default_value = "eval-detections.json")]
+    pub detections: PathBuf,
+    /// Also write the printed JSON object here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Device index.
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
 }

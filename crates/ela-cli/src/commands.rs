@@ -123,6 +123,18 @@ pub fn run_bench(config: &BenchConfig) -> Result<()> {
     Ok(())
 }
 
+/// `ela bench --task detect`: the backbones side by side; with `--pytorch`, then ours against
+/// torchvision's detector.
+pub fn run_bench_detect(config: &ela_bench::detect::DetectBenchConfig) -> Result<()> {
+    let report = ela_bench::detect::run_detect(config)?;
+    print!("{}", report.table());
+    if let Some(python) = &config.pytorch {
+        let comparison = ela_bench::detect_pytorch::run_against_torchvision(config, python)?;
+        print!("\n{}", comparison.table());
+    }
+    Ok(())
+}
+
 /// `ela bench-retrieval`.
 pub fn run_bench_retrieval(config: &RetrievalBenchConfig) -> Result<()> {
     let rows = bench::run_retrieval(config)?;

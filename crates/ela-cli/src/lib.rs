@@ -7,10 +7,12 @@
 //! - [`front`]: the task of a command line, and its flags for that task.
 //! - [`training`]: `ela train`, a run of any task and its report.
 //! - [`reproduce`]: every row of a paper table, several seeds, mean ± std next to the paper.
+//! - [`eval`]: `ela eval`, a checkpoint of any task scored on a dataset.
 //! - [`args`], [`commands`]: the other commands' flags and bodies.
 
 pub mod args;
 pub mod commands;
+pub mod eval;
 pub mod front;
 pub mod reproduce;
 pub mod training;

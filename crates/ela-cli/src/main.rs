@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ela_bench::{BenchConfig, DataBenchConfig, RetrievalBenchConfig};
 use ela_cli::args::{
-    AgreeArgs, DetectArgs, EvalCocoArgs, FetchArgs, ForwardArgs, ModelArgs, PrunePlanArgs,
-    ReportArgs,
+    AgreeArgs, DetectArgs, EvalArgs, EvalCocoArgs, FetchArgs, ForwardArgs, ModelArgs,
+    PrunePlanArgs, ReportArgs,
 };
 use ela_cli::commands;
 use ela_cli::front::{TASK_SHAPED, command_for, task_of};
@@ -64,9 +64,13 @@ enum Command {
     /// Score COCO detections against COCO ground truth: pycocotools' 12 statistics as one JSON
     /// object (AP AP50 AP75 APs APm APl AR1 AR10 AR100 ARs ARm ARl).
     EvalCoco(EvalCocoArgs),
-    /// Detect objects in one image with a trained detector: COCO-format detections (JSON) and,
-    /// with --out, a picture with boxes, class names, scores and (Mask R-CNN) masks.
+    /// Detect objects in one image with a trained detector or a torchvision one (--arch):
+    /// COCO-format detections (JSON) and, with --out, a picture with boxes, class names, scores
+    /// and (Mask R-CNN) masks.
     Detect(DetectArgs),
+    /// Score a checkpoint on a dataset: a detector's 12 COCO box (and mask) statistics on a
+    /// validation split, a classifier's top-1, top-5 and loss; one JSON object.
+    Eval(EvalArgs),
     /// `ela train --task detect` (built from the command line, not a subcommand of its own).
     #[command(skip)]
     TrainDetect(Box<ela_detect_train::DetectTrainArgs>),
@@ -119,9 +123,7 @@ fn main() {
         Command::Forward(args) => commands::forward(&args),
         Command::Fetch(args) => commands::run_fetch(&args),
         Command::Bench(config) => commands::run_bench(&config),
-        Command::BenchDetect(config) => {
-            ela_bench::detect::run_detect(&config).map(|report| print!("{}", report.table()))
-        }
+        Command::BenchDetect(config) => commands::run_bench_detect(&config),
         Command::BenchData(config) => commands::run_bench_data(&config),
         Command::BenchRetrieval(config) => commands::run_bench_retrieval(&config),
         Command::Agree(args) => commands::run_agree(&args),
@@ -129,6 +131,7 @@ fn main() {
         Command::Reproduce(args) => commands::run_reproduce(&args),
         Command::EvalCoco(args) => commands::eval_coco(&args),
         Command::Detect(args) => commands::detect(&args),
+        Command::Eval(args) => ela_cli::eval::run_eval(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -769,3 +769,63 @@ fn retrieval_bench_times_every_memory_length_and_every_value_map_pass() {
         assert!(ms > 0.0, "{row}");
     }
 }
+
+/// `bench --task detect --pytorch PYTHON`: the reference gets the same size, batch, objects,
+/// rounds, threads and seed, and its times are set beside ours with their ratio. (A stand-in
+/// for Python records its arguments and answers as `bench/pytorch/detect.py` does.)
+#[test]
+fn the_detector_bench_sets_torchvision_beside_ours_on_the_same_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let args_file = dir.path().join("args.txt");
+    let python = dir.path().join("python");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\necho '{{\"framework\": \"pytorch test\", \"device\": \
+             \"cpu, 2 threads\", \"parameters\": 41755286, \"train\": {{\"median\": 0.5, \
+             \"steps\": [0.5]}}, \"inference\": {{\"median\": 0.25, \"steps\": [0.25]}}}}'\n",
+            args_file.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (ok, stdout, stderr) = ela(&[
+        "bench",
+        "--task",
+        "detect",
+        "--depth",
+        "18",
+        "--size",
+        "64,96",
+        "--batch-size",
+        "1",
+        "--objects",
+        "2",
+        "--rounds",
+        "1",
+        "--warmup",
+        "0",
+        "--pytorch",
+        python.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let passed = std::fs::read_to_string(&args_file).unwrap();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        passed.contains("bench/pytorch/detect.py")
+            && passed.contains("--size 64,96 --batch-size 1 --objects 2 --rounds 1 --warmup 0")
+            && passed.contains(&format!("--threads {threads} --seed 0")),
+        "{passed}"
+    );
+    assert!(
+        stdout.contains("| training step |")
+            && stdout.contains("| inference |")
+            && stdout
+                .contains("torchvision: pytorch test (cpu, 2 threads); 41755286 parameters, ours"),
+        "{stdout}"
+    );
+}

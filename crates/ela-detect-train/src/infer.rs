@@ -30,25 +30,50 @@ pub struct TrainedDetector {
     pub categories: Vec<CocoCategory>,
     /// The files it was read from.
     pub files: Vec<PathBuf>,
+    /// The run it was trained by, for one of ours.
+    pub run: Option<DetectRunConfig>,
+}
+
+/// The run directory and the weights file that `weights` names: a run directory (its final
+/// weights), or a `.bpk` file inside one (its checkpoints' too).
+pub fn run_files(weights: &Path) -> (PathBuf, PathBuf) {
+    if weights.is_dir() {
+        return (weights.to_path_buf(), weights.join(MODEL_FILE));
+    }
+    let dir = weights
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = if dir.ends_with("checkpoint") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    (dir.to_path_buf(), weights.to_path_buf())
+}
+
+/// The configuration of the detection run that `weights` names.
+pub fn read_run(weights: &Path) -> Result<DetectRunConfig> {
+    let (dir, _) = run_files(weights);
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--weights: cannot read {} (a detection run's directory holds it)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--weights: {} is not a detection run's configuration",
+            path.display()
+        )
+    })
 }
 
 impl TrainedDetector {
     /// Loads the run that `weights` names: a run directory, or a `.bpk` file inside one.
     pub fn load(weights: &Path, device: &Device) -> Result<Self> {
-        let (dir, file): (PathBuf, PathBuf) = if weights.is_dir() {
-            (weights.to_path_buf(), weights.join(MODEL_FILE))
-        } else {
-            let dir = weights
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let dir = if dir.ends_with("checkpoint") {
-                dir.parent().unwrap_or(dir)
-            } else {
-                dir
-            };
-            (dir.to_path_buf(), weights.to_path_buf())
-        };
+        let (dir, file) = run_files(weights);
         let read = |name: &str| -> Result<String> {
             let p = dir.join(name);
             std::fs::read_to_string(&p).with_context(|| {
@@ -58,13 +83,7 @@ impl TrainedDetector {
                 )
             })
         };
-        let run: DetectRunConfig =
-            serde_json::from_str(&read("config.json")?).with_context(|| {
-                format!(
-                    "--weights: {} is not a detection run's configuration",
-                    dir.join("config.json").display()
-                )
-            })?;
+        let run = read_run(weights)?;
         let categories: Vec<CocoCategory> = serde_json::from_str(&read(CLASSES_FILE)?)
             .with_context(|| {
                 format!(
@@ -105,6 +124,7 @@ impl TrainedDetector {
             },
             categories,
             files,
+            run: Some(run),
         })
     }
 }

@@ -151,6 +151,7 @@ impl TrainedDetector {
             pipeline: DetectionPipeline::torchvision(),
             categories,
             files: vec![path.to_path_buf()],
+            run: None,
         })
     }
 }

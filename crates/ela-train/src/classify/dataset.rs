@@ -20,7 +20,7 @@ pub fn default_data_dir(dataset: DatasetName) -> PathBuf {
 
 /// The folder of a fetched dataset: `dir`, or [`default_data_dir`]; a missing one names the
 /// command that fetches it.
-fn fetched_dir(dataset: DatasetName, dir: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn fetched_dir(dataset: DatasetName, dir: Option<&Path>) -> Result<PathBuf> {
     let dir = dir.map_or_else(|| default_data_dir(dataset), Path::to_path_buf);
     if dir.exists() {
         return Ok(dir);

@@ -7,6 +7,7 @@
 //! - [`resolved`]: [`RunConfig`], the run's configuration with every value decided (what
 //!   `config.json` holds), and the runtime's settings it gives.
 //! - [`dataset`]: the run's data, limited and checked.
+//! - [`eval`]: a classifier on a dataset's test split (`ela eval`): top-1, top-5, loss.
 //! - [`pretrained`]: `--pretrained` weights.
 //! - [`model`]: the classifier with Burn's train and inference steps and the KL probe.
 //! - [`attention`]: attention weights of a validation pass, summed on the device.
@@ -15,6 +16,7 @@
 pub mod attention;
 pub mod config;
 pub mod dataset;
+pub mod eval;
 pub mod model;
 pub mod options;
 pub mod pretrained;

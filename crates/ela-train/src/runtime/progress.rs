@@ -1,4 +1,5 @@
-//! Terminal progress for Burn's learner: one bar per split with the epoch, via `indicatif`.
+//! Terminal progress for Burn's learner: one bar per split with the epoch, via `indicatif`;
+//! and [`PassBar`], the same bar for a pass outside training.
 //! When stderr is not a terminal (CI, logs), bars are hidden and only the per-epoch summary
 //! lines printed by the training loop remain.
 
@@ -30,22 +31,49 @@ impl BarRenderer {
 
     fn open(&mut self, label: String, total: usize) {
         self.close();
-        let bar = ProgressBar::new(total as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>16} [{bar:30}] {pos}/{len} items {elapsed_precise} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(label);
-        self.bar = Some(bar);
+        self.bar = Some(bar(label, total));
     }
 
     fn close(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A bar of `total` items labelled `label` (hidden when stderr is not a terminal).
+fn bar(label: String, total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>16} [{bar:30}] {pos}/{len} items {elapsed_precise} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label);
+    bar
+}
+
+/// The progress of a pass outside training (an evaluation): one bar, cleared when dropped.
+pub struct PassBar(ProgressBar);
+
+impl PassBar {
+    /// A bar of `total` items.
+    pub fn new(label: &str, total: usize) -> Self {
+        Self(bar(label.to_string(), total))
+    }
+
+    /// `done` of `total` items are done.
+    pub fn update(&self, done: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+    }
+}
+
+impl Drop for PassBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }
 
