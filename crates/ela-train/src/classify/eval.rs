@@ -120,9 +120,8 @@ pub fn evaluate(
     let started = Instant::now();
     let mut sums: Option<Tensor<1>> = None;
     let mut images = 0;
-    let mut iterator = loader.iter();
     let mut done = 0;
-    while let Some(batch) = iterator.next() {
+    for batch in loader.iter() {
         let batch = batch.map_err(|e| anyhow::anyhow!("{}: {e}", data.source))?;
         let n = batch.targets.dims()[0];
         let out = InferenceStep::step(model, batch);
