@@ -521,3 +521,55 @@ fn no_command_writes_over_its_inputs() {
         assert_eq!(std::fs::read(path).unwrap(), bytes, "{}", path.display());
     }
 }
+
+/// Invalid values of the flags every task has are refused with the flag's name before any work,
+/// whichever attention the run uses; each task's own flags likewise.
+fn invalid_flags_are_rejected_before_any_work(task: &Task, root: &Path) {
+    let out = root.join("never");
+    let own: Vec<(Vec<&str>, &str)> = match task.name {
+        "classify" => vec![
+            (vec!["--depth", "21"], "depth"),
+            (vec!["--label-smoothing", "nan"], "--label-smoothing"),
+            (vec!["--dim-per-head", "7"], "dim_per_head"),
+        ],
+        _ => vec![
+            (vec!["--scale", "5"], "--scale"),
+            (vec!["--batch-size", "0"], "--batch-size"),
+        ],
+    };
+    let common: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--tau", "1.5"], "tau"),
+        (vec!["--alpha", "0"], "alpha"),
+        (vec!["--quantile", "0"], "quantile"),
+        (vec!["--windows", "1-9", "--epochs", "4"], "window"),
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--lr=-1"], "--lr"),
+        (vec!["--kl-eps=-1"], "--kl-eps"),
+        (vec!["--attention", "none", "--kl-eps", "nan"], "--kl-eps"),
+        (vec!["--attention", "mrla-b", "--tau", "2"], "tau"),
+        (vec!["--gamma-shape", "0"], "gamma"),
+        (vec!["--rate", "nan"], "rate"),
+        (vec!["--k", "0"], "--k"),
+        (vec!["--momentum", "nan"], "--momentum"),
+        (vec!["--weight-decay", "inf"], "--weight-decay"),
+    ];
+    for (flags, needle) in own.into_iter().chain(common) {
+        let (code, _, stderr) = tasks::run(&task.run_args(&out, &flags), &[]);
+        assert_eq!(code, Some(1), "{}: {flags:?}: {stderr}", task.name);
+        assert!(
+            stderr.contains(needle),
+            "{}: {flags:?}: {stderr}",
+            task.name
+        );
+        assert!(
+            !out.exists(),
+            "{}: {flags:?} created the run directory",
+            task.name
+        );
+    }
+}
+
+per_task!(
+    invalid_flags_are_rejected_before_any_work,
+    super::invalid_flags_are_rejected_before_any_work
+);

@@ -263,8 +263,10 @@ impl DetectTrainArgs {
         if !(lr > 0.0 && lr.is_finite()) {
             bail!("--lr must be a positive number, got {lr}");
         }
+        // Every pruning value, also where the attention does not prune: a value that would fail
+        // at the first decision, or means nothing, is refused before any work.
+        self.prune.validate(self.epochs, SchedulePreset::Coco)?;
         let (schedule, method) = if ela {
-            self.prune.validate(self.epochs, SchedulePreset::Coco)?;
             (
                 Some(self.prune.schedule(self.epochs, SchedulePreset::Coco)?),
                 Some(self.prune.method_for(SchedulePreset::Coco)?),
