@@ -122,13 +122,20 @@ fn detection(args: &EvalArgs) -> Result<serde_json::Value> {
         &mut |d, t| bar.update(d, t),
     )?;
     drop(bar);
-    let mut value = json!({"task": "detect", "weights": args.weights});
+    with_scores(json!({"task": "detect", "weights": args.weights}), &scores)
+}
+
+/// `head`'s fields, then the scores'.
+fn with_scores(
+    mut head: serde_json::Value,
+    scores: &impl serde::Serialize,
+) -> Result<serde_json::Value> {
     if let (Some(all), serde_json::Value::Object(more)) =
-        (value.as_object_mut(), serde_json::to_value(&scores)?)
+        (head.as_object_mut(), serde_json::to_value(scores)?)
     {
         all.extend(more);
     }
-    Ok(value)
+    Ok(head)
 }
 
 fn classification(args: &EvalArgs) -> Result<serde_json::Value> {
@@ -179,18 +186,13 @@ fn classification(args: &EvalArgs) -> Result<serde_json::Value> {
         bar.update(d, t)
     })?;
     drop(bar);
-    let mut value = json!({
+    let head = json!({
         "task": "classify",
         "weights": args.weights,
         "dataset": dataset.name(),
         "source": data.source,
     });
-    if let (Some(all), serde_json::Value::Object(more)) =
-        (value.as_object_mut(), serde_json::to_value(&scores)?)
-    {
-        all.extend(more);
-    }
-    Ok(value)
+    with_scores(head, &scores)
 }
 
 /// The input normalization a classification run recorded in its `config.json`.
