@@ -47,7 +47,7 @@ fn experiment_configs_are_valid_and_match_the_papers_parameter_counts() {
         let name = file.display();
         let text = std::fs::read_to_string(file).unwrap();
         // Detection configs (Table 5, `task = "detect"`) are `ela train --task detect` flags:
-        // ela-cli's `tests/reproduce.rs` checks them.
+        // ela-cli's `tests/it/reproduce.rs` checks them.
         let table: toml::Table = text.parse().unwrap();
         if table.get("task").and_then(|t| t.as_str()) == Some("detect") {
             continue;

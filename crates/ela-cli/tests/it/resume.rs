@@ -4,14 +4,11 @@
 //! with the same seed ends: the same per-epoch records (timings aside), pruning decisions and
 //! task records, and bit-identical weights.
 
-#[macro_use]
-mod tasks;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::tasks::{Task, ela, json, metrics, run, run_ok, s, same_weights, strings};
 use ela_records::checkpoint::{checkpoint_dir, latest_complete};
-use tasks::{Task, ela, json, metrics, run, run_ok, s, same_weights, strings};
 
 /// The two runs ended in the same place.
 fn assert_same(task: &Task, a: &Path, b: &Path) {

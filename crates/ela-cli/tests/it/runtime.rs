@@ -1,12 +1,9 @@
 //! What the training runtime gives every task, run as the real `ela` binary: reduced precision,
 //! data-parallel devices, config files read for the task, progress and records in one format.
 
-#[macro_use]
-mod tasks;
-
 use std::path::Path;
 
-use tasks::{Task, json, run, run_ok, s};
+use crate::tasks::{Task, json, run, run_ok, s};
 
 /// `--precision bf16`: every tensor in bf16, the KL scores in f32, a decision recorded.
 fn reduced_precision_trains_in_bf16_and_says_so(task: &Task, root: &Path) {
@@ -133,9 +130,9 @@ fn a_table5_config_trains_a_detector_and_is_checked_against_detection_flags() {
         s(&out),
     ];
     for task in [&["--task", "detect"][..], &[]] {
-        let mut args = tasks::strings(&["train", "--config", s(&config)]);
-        args.extend(tasks::strings(task));
-        args.extend(tasks::strings(&smoke));
+        let mut args = crate::tasks::strings(&["train", "--config", s(&config)]);
+        args.extend(crate::tasks::strings(task));
+        args.extend(crate::tasks::strings(&smoke));
         if out.exists() {
             std::fs::remove_dir_all(&out).unwrap();
         }
@@ -160,7 +157,7 @@ fn a_table5_config_trains_a_detector_and_is_checked_against_detection_flags() {
     // Detection flags only: a classification key in a detection config is named.
     let bad = root.path().join("bad.toml");
     std::fs::write(&bad, "task = \"detect\"\nlabel-smoothing = 0.1\n").unwrap();
-    let (code, _, stderr) = run(&tasks::strings(&["train", "--config", s(&bad)]), &[]);
+    let (code, _, stderr) = run(&crate::tasks::strings(&["train", "--config", s(&bad)]), &[]);
     assert!(
         code == Some(2)
             && stderr.contains("bad.toml: unknown key `label-smoothing`")
@@ -178,7 +175,7 @@ fn a_detector_starts_from_a_classification_runs_backbone_of_its_attention() {
     let images =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../ela-data/tests/fixtures/imagefolder");
     let classifier = root.path().join("classifier");
-    run_ok(&tasks::strings(&[
+    run_ok(&crate::tasks::strings(&[
         "train",
         "--dataset",
         "imagenet",
@@ -197,7 +194,7 @@ fn a_detector_starts_from_a_classification_runs_backbone_of_its_attention() {
     ]));
     let detect = |attention: &str, out: &Path| {
         run(
-            &tasks::strings(&[
+            &crate::tasks::strings(&[
                 "train",
                 "--task",
                 "detect",

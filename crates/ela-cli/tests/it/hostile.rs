@@ -4,14 +4,11 @@
 //! flags in a run that does not prune. Every case ends in a clear error (exit status 1 or 2,
 //! never a panic's 101) before anything is lost, or in a run that does what it says.
 
-#[macro_use]
-mod tasks;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tasks::{Task, json, s};
+use crate::tasks::{Task, json, s};
 
 /// `ela` with `args` and extra environment variables.
 fn ela_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -60,7 +57,7 @@ fn short_run(out: &Path, extra: &[&str]) -> String {
 /// if alone. The lock goes with the process.
 fn a_second_process_on_a_running_run_directory_is_refused(task: &Task, root: &Path) {
     let out = root.join("run");
-    let mut first = tasks::ela()
+    let mut first = crate::tasks::ela()
         .args(task.run_args(&out, &["--seed", "1"]))
         .stdout(Stdio::null())
         .spawn()
@@ -77,9 +74,9 @@ fn a_second_process_on_a_running_run_directory_is_refused(task: &Task, root: &Pa
     let before = std::fs::read(out.join("config.json")).unwrap();
     for args in [
         task.run_args(&out, &["--seed", "7", "--epochs", "1", "--windows", "1"]),
-        tasks::strings(&["train", "--resume", s(&out)]),
+        crate::tasks::strings(&["train", "--resume", s(&out)]),
     ] {
-        let (code, _, stderr) = tasks::run(&args, &[]);
+        let (code, _, stderr) = crate::tasks::run(&args, &[]);
         assert_eq!(code, Some(1), "{args:?}: {stderr}");
         assert!(
             stderr.contains("is in use by another ela process")
@@ -92,7 +89,8 @@ fn a_second_process_on_a_running_run_directory_is_refused(task: &Task, root: &Pa
     assert_eq!(json(&out.join("config.json"))["seed"], 1);
     assert_eq!(json(&out.join("summary.json"))["seed"], 1);
     // The owner is gone: the directory is a finished run, not a busy one.
-    let (code, _, stderr) = tasks::run(&tasks::strings(&["train", "--resume", s(&out)]), &[]);
+    let (code, _, stderr) =
+        crate::tasks::run(&crate::tasks::strings(&["train", "--resume", s(&out)]), &[]);
     assert!(
         code == Some(1) && stderr.contains("already finished"),
         "{stderr}"
@@ -113,7 +111,7 @@ fn a_folder_that_is_not_a_run_is_never_written_into(task: &Task, root: &Path) {
     for name in mine {
         std::fs::write(out.join(name), format!("my {name}")).unwrap();
     }
-    let (code, _, stderr) = tasks::run(&task.run_args(&out, &[]), &[]);
+    let (code, _, stderr) = crate::tasks::run(&task.run_args(&out, &[]), &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("not empty and holds no ela run") && stderr.contains("metrics.csv"),
@@ -261,7 +259,7 @@ fn a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again(
 ) {
     let out = root.join("nan");
     let args = task.run_args(&out, &["--lr", "1e30", "--epochs", "2", "--windows", "1"]);
-    let (code, _, stderr) = tasks::run(&args, &[]);
+    let (code, _, stderr) = crate::tasks::run(&args, &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("--resume starts the run again from epoch 1"),
@@ -272,8 +270,8 @@ fn a_resume_records_what_it_changes_and_a_run_without_checkpoint_starts_again(
     std::fs::create_dir_all(out.join("checkpoint")).unwrap();
     std::fs::write(out.join("checkpoint/.tmpH4lf"), b"half").unwrap();
 
-    let resume = tasks::strings(&["train", "--resume", s(&out), "--lr", "0.02"]);
-    let stdout = tasks::run_ok(&resume);
+    let resume = crate::tasks::strings(&["train", "--resume", s(&out), "--lr", "0.02"]);
+    let stdout = crate::tasks::run_ok(&resume);
     assert!(
         stdout.contains("starting it again from epoch 1"),
         "{stdout}"
@@ -376,7 +374,7 @@ fn devices_that_do_not_exist_stop_before_anything_is_written(task: &Task, root: 
             "--device 5: backend 'cpu' has no device 5",
         ),
     ] {
-        let (code, _, stderr) = tasks::run(&task.run_args(&out, &flags), &[]);
+        let (code, _, stderr) = crate::tasks::run(&task.run_args(&out, &flags), &[]);
         assert_eq!(code, Some(1), "{flags:?}: {stderr}");
         assert!(stderr.contains(needle), "{flags:?}: {stderr}");
         assert!(!out.exists());
@@ -452,10 +450,10 @@ fn detection_data_that_is_not_there_stops_before_anything_is_written() {
 #[test]
 fn no_command_writes_over_its_inputs() {
     let root = tempfile::tempdir().unwrap();
-    let all = tasks::tasks(root.path());
+    let all = crate::tasks::tasks(root.path());
     let detect = all.iter().find(|t| t.name == "detect").unwrap();
     let run = root.path().join("run");
-    tasks::run_ok(&detect.run_args(&run, &["--epochs", "1", "--windows", "1"]));
+    crate::tasks::run_ok(&detect.run_args(&run, &["--epochs", "1", "--windows", "1"]));
     let image = root.path().join("digits/val");
     let image = std::fs::read_dir(&image)
         .unwrap()
@@ -473,7 +471,7 @@ fn no_command_writes_over_its_inputs() {
     let detect_args = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["detect", "--weights", s(&run), "--image", s(&image)];
         args.extend_from_slice(extra);
-        tasks::strings(&args)
+        crate::tasks::strings(&args)
     };
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -489,11 +487,11 @@ fn no_command_writes_over_its_inputs() {
             "is the file given as --image",
         ),
         (
-            tasks::strings(&["report", s(&run), "--out", s(root.path())]),
+            crate::tasks::strings(&["report", s(&run), "--out", s(root.path())]),
             "lies inside",
         ),
         (
-            tasks::strings(&[
+            crate::tasks::strings(&[
                 "reproduce",
                 "table4",
                 "--experiments",
@@ -513,7 +511,7 @@ fn no_command_writes_over_its_inputs() {
         ),
     ];
     for (args, needle) in cases {
-        let (code, _, stderr) = tasks::run(&args, &[]);
+        let (code, _, stderr) = crate::tasks::run(&args, &[]);
         assert_eq!(code, Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
@@ -554,7 +552,7 @@ fn invalid_flags_are_rejected_before_any_work(task: &Task, root: &Path) {
         (vec!["--weight-decay", "inf"], "--weight-decay"),
     ];
     for (flags, needle) in own.into_iter().chain(common) {
-        let (code, _, stderr) = tasks::run(&task.run_args(&out, &flags), &[]);
+        let (code, _, stderr) = crate::tasks::run(&task.run_args(&out, &flags), &[]);
         assert_eq!(code, Some(1), "{}: {flags:?}: {stderr}", task.name);
         assert!(
             stderr.contains(needle),

@@ -202,7 +202,7 @@ macro_rules! per_task {
         mod $name {
             fn case(task: &str) {
                 let root = tempfile::tempdir().unwrap();
-                let all = super::tasks::tasks(root.path());
+                let all = crate::tasks::tasks(root.path());
                 let task = all.iter().find(|t| t.name == task).unwrap();
                 $body(task, root.path());
             }

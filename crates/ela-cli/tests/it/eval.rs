@@ -4,10 +4,7 @@
 //! detection statistics against a run's own log are checked on a run that learns, in
 //! `ela-detect-train`'s `tests/end_to_end.rs`.)
 
-#[allow(unused_macros)]
-mod tasks;
-
-use tasks::{run, run_ok, s, strings};
+use crate::tasks::{run, run_ok, s, strings};
 
 /// The JSON object `ela eval` prints.
 fn scores(args: &[&str]) -> serde_json::Value {
@@ -19,7 +16,7 @@ fn scores(args: &[&str]) -> serde_json::Value {
 fn a_classifier_scores_what_its_run_measured_from_the_run_or_its_weights() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("run");
-    let all = tasks::tasks(root.path());
+    let all = crate::tasks::tasks(root.path());
     let classify = all.iter().find(|t| t.name == "classify").unwrap();
     run_ok(&classify.run_args(&out, &["--epochs", "2", "--windows", "1"]));
     let summary = ela_records::read_summary(&out).unwrap();
@@ -75,7 +72,7 @@ fn a_classifier_scores_what_its_run_measured_from_the_run_or_its_weights() {
 fn a_detection_run_is_scored_on_its_validation_split() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("run");
-    let all = tasks::tasks(root.path());
+    let all = crate::tasks::tasks(root.path());
     let detect = all.iter().find(|t| t.name == "detect").unwrap();
     // The last epoch validates the final weights: the pruning decision came after epoch 1.
     run_ok(&detect.run_args(&out, &["--epochs", "2", "--windows", "1"]));
