@@ -16,8 +16,7 @@ fn scores(args: &[&str]) -> serde_json::Value {
 fn a_classifier_scores_what_its_run_measured_from_the_run_or_its_weights() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("run");
-    let all = crate::tasks::tasks(root.path());
-    let classify = all.iter().find(|t| t.name == "classify").unwrap();
+    let classify = crate::tasks::task(root.path(), "classify");
     run_ok(&classify.run_args(&out, &["--epochs", "2", "--windows", "1"]));
     let summary = ela_records::read_summary(&out).unwrap();
     let (acc, loss) = (
@@ -72,8 +71,7 @@ fn a_classifier_scores_what_its_run_measured_from_the_run_or_its_weights() {
 fn a_detection_run_is_scored_on_its_validation_split() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("run");
-    let all = crate::tasks::tasks(root.path());
-    let detect = all.iter().find(|t| t.name == "detect").unwrap();
+    let detect = crate::tasks::task(root.path(), "detect");
     // The last epoch validates the final weights: the pruning decision came after epoch 1.
     run_ok(&detect.run_args(&out, &["--epochs", "2", "--windows", "1"]));
     let detections = root.path().join("detections.json");

@@ -450,8 +450,7 @@ fn detection_data_that_is_not_there_stops_before_anything_is_written() {
 #[test]
 fn no_command_writes_over_its_inputs() {
     let root = tempfile::tempdir().unwrap();
-    let all = crate::tasks::tasks(root.path());
-    let detect = all.iter().find(|t| t.name == "detect").unwrap();
+    let detect = crate::tasks::task(root.path(), "detect");
     let run = root.path().join("run");
     crate::tasks::run_ok(&detect.run_args(&run, &["--epochs", "1", "--windows", "1"]));
     let image = root.path().join("digits/val");

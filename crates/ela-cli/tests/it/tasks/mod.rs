@@ -33,6 +33,14 @@ impl Task {
     }
 }
 
+/// The short run of the task called `name` (`classify` or `detect`), its data under `data`.
+pub fn task(data: &Path, name: &str) -> Task {
+    tasks(data)
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no task {name}"))
+}
+
 /// The tasks' short runs: 4 epochs of ELA with pruning windows 1–2 and 3. The detector reads
 /// the digit set from `data` (made on first use, shared by the tests' runs).
 pub fn tasks(data: &Path) -> Vec<Task> {
@@ -202,9 +210,8 @@ macro_rules! per_task {
         mod $name {
             fn case(task: &str) {
                 let root = tempfile::tempdir().unwrap();
-                let all = crate::tasks::tasks(root.path());
-                let task = all.iter().find(|t| t.name == task).unwrap();
-                $body(task, root.path());
+                let task = crate::tasks::task(root.path(), task);
+                $body(&task, root.path());
             }
 
             #[test]
